@@ -1,0 +1,1 @@
+"""What the user drives: the CLI, configuration, sweeps, selection, ensembles and reports."""

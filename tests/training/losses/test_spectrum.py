@@ -1,0 +1,116 @@
+import numpy as np
+import pytest
+import torch
+
+from training.losses.spectrum import SpectrumOptions, TapAdapter, spectrum_loss, temporal_spectrum
+
+
+def reference_spectrum(features: np.ndarray, options: SpectrumOptions) -> dict[str, np.ndarray]:
+    coefficients = np.fft.rfft(features, axis=2, norm="ortho")
+    if options.low_bins is not None:
+        coefficients = coefficients[:, :, : options.low_bins]
+    amplitude = np.abs(coefficients).mean(axis=(3, 4))
+    if options.log_amplitude:
+        amplitude = np.log1p(amplitude)
+    amplitude = amplitude / np.linalg.norm(amplitude, axis=2, keepdims=True)
+    out = {"amplitude": amplitude}
+    if options.phase:
+        out["cos"] = np.cos(np.angle(coefficients)).mean(axis=(3, 4))
+        out["sin"] = np.sin(np.angle(coefficients)).mean(axis=(3, 4))
+    return out
+
+
+def reference_loss(students: list[np.ndarray], teachers: list[np.ndarray], options: SpectrumOptions) -> float:
+    losses = []
+    for student, teacher in zip(students, teachers, strict=True):
+        s, t = reference_spectrum(student, options), reference_spectrum(teacher, options)
+        distance = ((s["amplitude"] - t["amplitude"]) ** 2).sum(axis=2)
+        if options.phase:
+            distance = distance + (((s["cos"] - t["cos"]) ** 2 + (s["sin"] - t["sin"]) ** 2) / 2).mean(axis=2)
+        losses.append(distance.mean())
+    return float(np.mean(losses))
+
+
+OPTIONS = [
+    SpectrumOptions(),
+    SpectrumOptions(log_amplitude=True),
+    SpectrumOptions(low_bins=3),
+    SpectrumOptions(phase=True),
+    SpectrumOptions(log_amplitude=True, low_bins=2, phase=True),
+]
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=repr)
+def test_spectrum_loss_matches_numpy_reference(rng, options):
+    shapes = [(2, 4, 8, 3, 3), (2, 5, 7, 2, 4)]
+    students = [rng.normal(size=s) for s in shapes]
+    teachers = [rng.normal(size=s) for s in shapes]
+    got = spectrum_loss([torch.from_numpy(x) for x in students], [torch.from_numpy(x) for x in teachers], options)
+    assert got.item() == pytest.approx(reference_loss(students, teachers, options), abs=1e-6, rel=1e-6)
+
+
+def test_temporal_spectrum_has_unit_norm_per_channel_and_half_plus_one_bins(rng):
+    spectrum = temporal_spectrum(torch.from_numpy(rng.normal(size=(3, 6, 10, 4, 4))))
+    assert spectrum.amplitude.shape == (3, 6, 6)
+    torch.testing.assert_close(spectrum.amplitude.norm(dim=2), torch.ones(3, 6, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=repr)
+def test_spectrum_loss_is_zero_for_identical_features(rng, options):
+    features = torch.from_numpy(rng.normal(size=(2, 4, 8, 3, 3)))
+    assert spectrum_loss([features], [features.clone()], options).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_spectrum_loss_is_invariant_to_per_channel_rescale(rng):
+    student = torch.from_numpy(rng.normal(size=(2, 4, 8, 3, 3)))
+    teacher = torch.from_numpy(rng.normal(size=(2, 4, 8, 3, 3)))
+    scale = torch.from_numpy(rng.uniform(0.1, 20.0, size=(1, 4, 1, 1, 1)))
+    base = spectrum_loss([student], [teacher])
+    torch.testing.assert_close(spectrum_loss([student * scale], [teacher]), base)
+    torch.testing.assert_close(spectrum_loss([student], [teacher * scale]), base)
+
+
+def test_spectrum_loss_sees_a_change_of_motion_frequency():
+    t = torch.arange(16, dtype=torch.float64)
+    slow = torch.sin(2 * torch.pi * 1 * t / 16).view(1, 1, 16, 1, 1).expand(1, 2, 16, 2, 2)
+    fast = torch.sin(2 * torch.pi * 5 * t / 16).view(1, 1, 16, 1, 1).expand(1, 2, 16, 2, 2)
+    assert spectrum_loss([slow], [fast]).item() > 1.0
+    assert spectrum_loss([slow], [slow * 3]).item() == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=repr)
+def test_spectrum_loss_passes_gradcheck(rng, options):
+    student = torch.from_numpy(rng.normal(size=(2, 3, 6, 2, 2))).requires_grad_()
+    teacher = torch.from_numpy(rng.normal(size=(2, 3, 6, 2, 2)))
+    assert torch.autograd.gradcheck(lambda s: spectrum_loss([s], [teacher], options), (student,))
+
+
+def test_mismatched_time_lengths_are_refused_with_the_shapes():
+    with pytest.raises(ValueError, match=r"\(2, 4, 8, 3, 3\).*\(2, 4, 6, 3, 3\)"):
+        spectrum_loss([torch.zeros(2, 4, 8, 3, 3)], [torch.zeros(2, 4, 6, 3, 3)])
+
+
+def test_wrong_rank_is_refused_with_the_shape():
+    with pytest.raises(ValueError, match=r"N×C×T×H×W.*\(2, 4, 8\)"):
+        spectrum_loss([torch.zeros(2, 4, 8)], [torch.zeros(2, 4, 8)])
+
+
+def test_empty_tap_lists_are_refused():
+    with pytest.raises(ValueError, match="at least one tap pair"):
+        spectrum_loss([], [])
+
+
+def test_unequal_tap_lists_are_refused():
+    with pytest.raises(ValueError, match="one teacher tap per student tap"):
+        spectrum_loss([torch.zeros(1, 1, 4, 1, 1)], [])
+
+
+def test_low_bins_must_be_positive():
+    with pytest.raises(ValueError, match="low_bins"):
+        SpectrumOptions(low_bins=0)
+
+
+def test_tap_adapter_maps_channels_and_space_and_keeps_time():
+    adapter = TapAdapter(student_channels=24, teacher_channels=64)
+    out = adapter(torch.randn(2, 24, 8, 8, 8), (4, 4))
+    assert out.shape == (2, 64, 8, 4, 4)

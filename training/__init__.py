@@ -1,0 +1,1 @@
+"""What runs inside a Ray worker: models, losses, data decoding and the training loop."""

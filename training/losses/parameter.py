@@ -1,0 +1,119 @@
+"""Parameter-distribution distillation: how the teacher spends its filters across spatial frequencies.
+
+A convolution kernel ``W`` (``C_out×C_in×k_h×k_w``, or ``…×k_t×k_h×k_w`` for 3D) is taken to the
+frequency domain with an orthonormal 2D DCT-II over its two spatial axes. Summing the squared
+coefficients over every other axis gives the layer's energy per spatial frequency, a ``k_h×k_w``
+map that does not depend on the layer's width — so a thin student can be compared with a wide
+teacher. ``softmax(log energy / τ_p)`` turns it into a distribution, and ``L_param`` is the mean
+over paired layers of ``KL(P_t || P_s)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+KernelMismatch = Literal["resample", "error"]
+_EPS = 1e-12
+
+
+@dataclass(frozen=True)
+class KernelPair:
+    """Kernels compared as one distribution: the energies of all kernels on a side are summed.
+
+    Pairing several kernels per side (e.g. all spatial convolutions of a stage) lets a student
+    block of depthwise 3×3 filters be compared with a teacher stage of dense 3×3 filters.
+    """
+
+    student: Sequence[Tensor]
+    teacher: Sequence[Tensor]
+    name: str = ""
+
+
+def dct_matrix(size: int, *, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> Tensor:
+    """Orthonormal DCT-II matrix ``D`` (``size×size``) with ``D @ x`` = ``scipy.fft.dct(x, norm="ortho")``."""
+    n = torch.arange(size, dtype=torch.float64)
+    k = n[:, None]
+    matrix = torch.cos(math.pi * (2 * n[None, :] + 1) * k / (2 * size)) * math.sqrt(2.0 / size)
+    matrix[0] /= math.sqrt(2.0)
+    return matrix.to(dtype=dtype, device=device)
+
+
+def dct2(kernels: Tensor) -> Tensor:
+    """Orthonormal 2D DCT-II over the last two axes (``scipy.fft.dctn(x, axes=(-2, -1), norm="ortho")``)."""
+    rows = dct_matrix(kernels.shape[-2], dtype=kernels.dtype, device=kernels.device)
+    cols = dct_matrix(kernels.shape[-1], dtype=kernels.dtype, device=kernels.device)
+    return rows @ kernels @ cols.T
+
+
+def kernel_frequency_energy(
+    kernels: Sequence[Tensor],
+    size: tuple[int, int] | None = None,
+    mismatch: KernelMismatch = "resample",
+    name: str = "",
+) -> Tensor:
+    """Energy per spatial frequency summed over ``kernels``: a ``k_h×k_w`` map (``size`` if given).
+
+    A kernel of another spatial size is brought to ``size`` by bilinear interpolation of its
+    energy map (corners aligned, so the DC and highest bins stay put), or rejected when
+    ``mismatch="error"``.
+    """
+    if not kernels:
+        raise ValueError(f"kernel pair {name!r}: no kernels on one side")
+    target = size or tuple(kernels[0].shape[-2:])
+    total = None
+    for kernel in kernels:
+        if kernel.dim() < 3:
+            raise ValueError(f"kernel pair {name!r}: expected a convolution weight, got shape {tuple(kernel.shape)}")
+        energy = dct2(kernel).pow(2).flatten(0, -3).sum(dim=0)
+        if tuple(energy.shape) != target:
+            if mismatch == "error":
+                raise ValueError(
+                    f"kernel pair {name!r}: kernel of shape {tuple(kernel.shape)} has spatial size "
+                    f"{tuple(energy.shape)}, expected {target} (set kernel_mismatch='resample' to interpolate)"
+                )
+            energy = F.interpolate(energy[None, None], size=target, mode="bilinear", align_corners=True)[0, 0]
+        total = energy if total is None else total + energy
+    return total
+
+
+def frequency_log_distribution(energy: Tensor, temperature: float) -> Tensor:
+    """``log softmax(log energy / τ_p)`` over all bins of an energy map, flattened to a vector."""
+    if temperature <= 0:
+        raise ValueError(f"parameter temperature tau_p must be positive, got {temperature}")
+    return torch.log_softmax(torch.log(energy.flatten() + _EPS) / temperature, dim=0)
+
+
+def parameter_distribution_loss(
+    pairs: Sequence[KernelPair], temperature: float = 1.0, mismatch: KernelMismatch = "resample"
+) -> Tensor:
+    """``L_param`` = mean over ``pairs`` of ``KL(P_t || P_s)`` (the teacher side is used as given)."""
+    if not pairs:
+        raise ValueError("parameter_distribution_loss needs at least one kernel pair, got an empty list")
+    terms = []
+    for pair in pairs:
+        teacher_energy = kernel_frequency_energy(pair.teacher, name=pair.name, mismatch=mismatch)
+        student_energy = kernel_frequency_energy(pair.student, tuple(teacher_energy.shape), mismatch, pair.name)
+        log_target = frequency_log_distribution(teacher_energy, temperature)
+        log_student = frequency_log_distribution(student_energy, temperature)
+        terms.append((log_target.exp() * (log_target - log_student)).sum())
+    return torch.stack(terms).mean()
+
+
+def spatial_kernels(module: torch.nn.Module) -> list[Tensor]:
+    """Weights of every 2D/3D convolution in ``module`` whose spatial kernel is larger than 1×1.
+
+    1×1 (and temporal-only ``k×1×1``) kernels have a single spatial frequency, so they say
+    nothing about how a network models appearance.
+    """
+    return [
+        m.weight
+        for m in module.modules()
+        if isinstance(m, torch.nn.Conv2d | torch.nn.Conv3d) and m.weight.shape[-1] * m.weight.shape[-2] > 1
+    ]

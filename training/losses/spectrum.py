@@ -1,0 +1,128 @@
+"""Feature-spectrum distillation: the student mimics the temporal frequency spectrum of teacher taps.
+
+For a tap ``F`` of shape ``N×C×T×H×W`` the spectrum is ``|rfft(F, dim=T, norm="ortho")|`` averaged
+over ``H×W`` and L2-normalised over frequency per channel, so what is matched is *how a channel's
+energy is spread across temporal frequencies* (its motion signature), not its scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class SpectrumOptions:
+    """How a tap becomes a spectrum.
+
+    ``log_amplitude`` compresses the amplitude with ``log1p`` before normalising; ``low_bins``
+    keeps only the lowest ``k`` frequency bins (None keeps all ``T//2+1``); ``phase`` adds the
+    mean phase per bin as ``cos``/``sin``, compared with a squared distance halved so it lies in [0, 2].
+    """
+
+    log_amplitude: bool = False
+    low_bins: int | None = None
+    phase: bool = False
+
+    def __post_init__(self) -> None:
+        if self.low_bins is not None and self.low_bins < 1:
+            raise ValueError(f"low_bins must be a positive number of frequency bins or None, got {self.low_bins}")
+
+
+@dataclass(frozen=True)
+class TemporalSpectrum:
+    """``amplitude``: ``N×C×K`` with unit L2 norm over ``K``; ``cos``/``sin``: ``N×C×K`` mean phase, or None."""
+
+    amplitude: Tensor
+    cos: Tensor | None = None
+    sin: Tensor | None = None
+
+
+def temporal_spectrum(features: Tensor, options: SpectrumOptions = SpectrumOptions()) -> TemporalSpectrum:
+    """``N×C×T×H×W`` features → per-channel temporal spectrum (see module docstring)."""
+    if features.dim() != 5:
+        raise ValueError(f"spectrum features must be N×C×T×H×W, got shape {tuple(features.shape)}")
+    # float32 at least: under autocast half-precision FFTs are restricted and lose the small bins.
+    coefficients = torch.fft.rfft(
+        features.float() if features.dtype in (torch.float16, torch.bfloat16) else features,
+        dim=2,
+        norm="ortho",
+    )
+    if options.low_bins is not None:
+        coefficients = coefficients[:, :, : options.low_bins]
+    modulus = coefficients.abs()
+    amplitude = modulus.mean(dim=(3, 4))
+    if options.log_amplitude:
+        amplitude = torch.log1p(amplitude)
+    amplitude = amplitude / amplitude.norm(dim=2, keepdim=True).clamp_min(_EPS)
+    if not options.phase:
+        return TemporalSpectrum(amplitude)
+    # cos/sin of the phase without atan2, whose gradient is undefined at zero.
+    safe_modulus = modulus.clamp_min(_EPS)
+    cos = (coefficients.real / safe_modulus).mean(dim=(3, 4))
+    sin = (coefficients.imag / safe_modulus).mean(dim=(3, 4))
+    return TemporalSpectrum(amplitude, cos, sin)
+
+
+def spectrum_distance(student: TemporalSpectrum, teacher: TemporalSpectrum) -> Tensor:
+    """Mean over batch and channels of ``||A_s − A_t||²`` (+ the phase term when present). Scalar."""
+    distance = (student.amplitude - teacher.amplitude).pow(2).sum(dim=2)
+    if student.cos is not None and teacher.cos is not None:
+        phase = ((student.cos - teacher.cos).pow(2) + (student.sin - teacher.sin).pow(2)) / 2
+        distance = distance + phase.mean(dim=2)
+    return distance.mean()
+
+
+def spectrum_loss(
+    student_features: Sequence[Tensor],
+    teacher_features: Sequence[Tensor],
+    options: SpectrumOptions = SpectrumOptions(),
+) -> Tensor:
+    """``L_spec``: mean over tap pairs of :func:`spectrum_distance`.
+
+    Each pair must already agree in ``N``, ``C`` and ``T`` (use :class:`TapAdapter` for ``C`` and
+    ``H×W``). The teacher side is used as given: detach it for classic distillation.
+    """
+    if len(student_features) != len(teacher_features):
+        raise ValueError(
+            f"spectrum_loss needs one teacher tap per student tap, got {len(student_features)} and "
+            f"{len(teacher_features)}"
+        )
+    if not student_features:
+        raise ValueError("spectrum_loss needs at least one tap pair, got an empty list")
+    terms = []
+    for index, (student, teacher) in enumerate(zip(student_features, teacher_features, strict=True)):
+        if student.dim() != 5 or teacher.dim() != 5:
+            raise ValueError(
+                f"tap pair {index}: features must be N×C×T×H×W, got student {tuple(student.shape)} and "
+                f"teacher {tuple(teacher.shape)}"
+            )
+        if student.shape[:3] != teacher.shape[:3]:
+            raise ValueError(
+                f"tap pair {index}: student {tuple(student.shape)} and teacher {tuple(teacher.shape)} must agree in "
+                "N, C and T (time lengths must match; adapt channels with TapAdapter)"
+            )
+        terms.append(spectrum_distance(temporal_spectrum(student, options), temporal_spectrum(teacher, options)))
+    return torch.stack(terms).mean()
+
+
+class TapAdapter(nn.Module):
+    """Maps a student tap onto its teacher tap's shape: 1×1×1 convolution for channels, adaptive
+    average pooling for ``H×W``. Time is left alone: matching it would hide the motion we distil."""
+
+    def __init__(self, student_channels: int, teacher_channels: int) -> None:
+        super().__init__()
+        self.project = nn.Conv3d(student_channels, teacher_channels, kernel_size=1, bias=False)
+
+    def forward(self, student: Tensor, teacher_spatial: tuple[int, int]) -> Tensor:
+        """``N×C_s×T×H_s×W_s`` → ``N×C_t×T×H_t×W_t``."""
+        # Pooling and a 1×1×1 convolution are both linear and commute; pooling first is cheaper.
+        if student.shape[-2:] != teacher_spatial:
+            student = F.adaptive_avg_pool3d(student, (student.shape[2], *teacher_spatial))
+        return self.project(student)
