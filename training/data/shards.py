@@ -1,0 +1,206 @@
+"""Parquet clip shards and the ``dataset.json`` manifest beside them (DESIGN.md section 4).
+
+One row per clip holding the encoded file as stored, so a shard is as compact as the source and
+any worker can decode any clip. Rows are buffered into small row groups and files roll over at a
+target size, so writing holds at most one row group in memory whatever the dataset size, and no
+Arrow ``binary`` array comes near its 2 GiB offset limit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "dataset.json"
+SCHEMA = pa.schema(
+    [
+        pa.field("clip_id", pa.string(), nullable=False),
+        pa.field("label", pa.int32(), nullable=False),
+        pa.field("label_name", pa.string(), nullable=False),
+        pa.field("video", pa.binary(), nullable=False),
+        pa.field("container", pa.string(), nullable=False),
+        pa.field("num_frames", pa.int32(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+    ]
+)
+DEFAULT_SHARD_BYTES = 128 * 2**20
+DEFAULT_ROW_GROUP_BYTES = 16 * 2**20
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One row of a shard; ``source`` says where the clip came from (a path, or ``synth:<seed>``)."""
+
+    clip_id: str
+    label: int
+    label_name: str
+    video: bytes
+    container: str
+    num_frames: int
+    source: str
+
+
+class ShardWriter:
+    """Writes one split's rows to ``<split>-00000.parquet``, ``<split>-00001.parquet``, … in ``directory``."""
+
+    def __init__(
+        self,
+        directory: Path,
+        split: str,
+        *,
+        shard_bytes: int = DEFAULT_SHARD_BYTES,
+        row_group_bytes: int = DEFAULT_ROW_GROUP_BYTES,
+    ) -> None:
+        if shard_bytes <= 0 or row_group_bytes <= 0:
+            raise ValueError(f"shard_bytes and row_group_bytes must be > 0, got {shard_bytes}, {row_group_bytes}")
+        self.directory, self.split = directory, split
+        self.shard_bytes, self.row_group_bytes = shard_bytes, min(row_group_bytes, shard_bytes)
+        self.files: list[str] = []
+        self.clips = 0
+        self.bytes = 0
+        self._rows: list[ClipRecord] = []
+        self._pending_bytes = 0
+        self._writer: pq.ParquetWriter | None = None
+        self._file_bytes = 0
+
+    def write(self, record: ClipRecord) -> None:
+        self._rows.append(record)
+        self._pending_bytes += len(record.video)
+        self.clips += 1
+        self.bytes += len(record.video)
+        if self._pending_bytes >= self.row_group_bytes:
+            self._flush_row_group()
+
+    def _flush_row_group(self) -> None:
+        if not self._rows:
+            return
+        if self._writer is None:
+            name = f"{self.split}-{len(self.files):05d}.parquet"
+            self._writer = pq.ParquetWriter(self.directory / name, SCHEMA, compression="none")
+            self.files.append(name)
+            self._file_bytes = 0
+        columns = {name: [getattr(r, name) for r in self._rows] for name in SCHEMA.names}
+        self._writer.write_table(pa.table(columns, schema=SCHEMA))
+        self._file_bytes += self._pending_bytes
+        self._rows, self._pending_bytes = [], 0
+        if self._file_bytes >= self.shard_bytes:
+            self._writer.close()
+            self._writer = None
+
+    def close(self) -> None:
+        self._flush_row_group()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+@dataclass
+class SplitInfo:
+    clips: int
+    bytes: int
+    shards: list[str]
+    class_counts: list[int]
+
+
+@dataclass
+class Manifest:
+    """``dataset.json``: what a directory of shards holds. Paths in ``shards`` are relative to it."""
+
+    classes: list[str]
+    splits: dict[str, SplitInfo]
+    source: str
+    schema_version: int = SCHEMA_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def shard_paths(self, root: Path, split: str) -> list[str]:
+        if split not in self.splits:
+            raise ValueError(f"{root / MANIFEST_NAME} has no split {split!r}; it has {sorted(self.splits)}")
+        return [str((root / name).resolve()) for name in self.splits[split].shards]
+
+
+class DatasetWriter:
+    """Routes records to per-split ``ShardWriter``s and writes ``dataset.json`` on close.
+
+    Use as a context manager; the manifest is only written when the block exits cleanly, so a
+    half-written directory is never mistaken for a dataset.
+    """
+
+    def __init__(self, directory: Path, classes: list[str], source: str, *, shard_bytes: int = DEFAULT_SHARD_BYTES):
+        if not classes:
+            raise ValueError("a dataset needs at least one class")
+        self.directory, self.classes, self.source, self.shard_bytes = Path(directory), classes, source, shard_bytes
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if (self.directory / MANIFEST_NAME).exists():
+            raise FileExistsError(f"{self.directory / MANIFEST_NAME} exists: refusing to overwrite a dataset")
+        self._writers: dict[str, ShardWriter] = {}
+        self._counts: dict[str, list[int]] = {}
+
+    def write(self, split: str, record: ClipRecord) -> None:
+        if not 0 <= record.label < len(self.classes) or self.classes[record.label] != record.label_name:
+            raise ValueError(f"clip {record.clip_id}: label {record.label} ({record.label_name!r}) is not in classes")
+        if split not in self._writers:
+            self._writers[split] = ShardWriter(self.directory, split, shard_bytes=self.shard_bytes)
+            self._counts[split] = [0] * len(self.classes)
+        self._writers[split].write(record)
+        self._counts[split][record.label] += 1
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        if error_type is None:
+            splits = {
+                name: SplitInfo(clips=w.clips, bytes=w.bytes, shards=w.files, class_counts=self._counts[name])
+                for name, w in self._writers.items()
+            }
+            write_manifest(self.directory, Manifest(classes=self.classes, splits=splits, source=self.source))
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    payload = {
+        "schema_version": manifest.schema_version,
+        "source": manifest.source,
+        "classes": manifest.classes,
+        "splits": {name: vars(info) for name, info in manifest.splits.items()},
+        **manifest.extra,
+    }
+    (directory / MANIFEST_NAME).write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def load_manifest(directory: str | Path) -> Manifest:
+    """Read and check ``dataset.json``; every problem names the file and the field."""
+    path = Path(directory) / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: is {directory} a directory made by `specdistill synth/ingest`?")
+    try:
+        payload = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    version = payload.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ValueError(f"{path}: schema_version is {version!r}, this build reads {SCHEMA_VERSION}")
+    classes = payload.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"{path}: field 'classes' must be a non-empty list of names")
+    splits: dict[str, SplitInfo] = {}
+    for name, info in (payload.get("splits") or {}).items():
+        try:
+            splits[name] = SplitInfo(**info)
+        except TypeError as error:
+            raise ValueError(f"{path}: field 'splits.{name}' is malformed ({error})") from error
+        for shard in splits[name].shards:
+            if not (path.parent / shard).is_file():
+                raise FileNotFoundError(f"{path}: split {name!r} lists {shard}, which is missing")
+    if not splits:
+        raise ValueError(f"{path}: field 'splits' is empty")
+    known = {"schema_version", "source", "classes", "splits"}
+    extra = {k: v for k, v in payload.items() if k not in known}
+    return Manifest(classes=classes, splits=splits, source=str(payload.get("source", "")), extra=extra)
