@@ -15,3 +15,27 @@ def _seed() -> None:
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the whole session (start-up costs ~6 s). Four logical CPUs on two cores:
+    trials, Train workers and Ray Data tasks each need a CPU slot of their own (see
+    ../shared/research/ray.md §7.2). The dashboard stays on: Train V2 relies on it to clean up
+    after stopped trials."""
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=True, object_store_memory=300 * 2**20, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def motion_shards(tmp_path_factory: pytest.TempPathFactory):
+    """A small embedded dataset on disk (10 classes × 6 clips, 12 frames, 32×32): ``(dir, manifest)``."""
+    from training.data.embedded import SynthSpec, write_embedded_dataset
+    from training.data.shards import load_manifest
+
+    out = tmp_path_factory.mktemp("motion") / "shards"
+    write_embedded_dataset(out, SynthSpec(clips_per_class=6, num_frames=12, size=32, seed=3))
+    return out, load_manifest(out)

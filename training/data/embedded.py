@@ -33,13 +33,19 @@ class SynthSpec:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
     def plan(self) -> list[tuple[int, int, str]]:
-        """``(index, label, split)`` for every clip; the first ``val`` clips of each class are validation."""
+        """``(index, label, split)`` for every clip; the first ``val`` clips of each class are validation.
+
+        The order is shuffled (deterministically) so shards are not sorted by class: streaming
+        readers then only need a small local shuffle buffer to get mixed batches.
+        """
         val = max(1, round(self.clips_per_class * self.val_fraction))
-        return [
+        plan = [
             (label * self.clips_per_class + k, label, "val" if k < val else "train")
             for label in range(len(MOTION_CLASSES))
             for k in range(self.clips_per_class)
         ]
+        order = np.random.default_rng([self.seed, 2**31]).permutation(len(plan))
+        return [plan[i] for i in order]
 
 
 def _render_encoded(job: tuple[SynthSpec, int, int]) -> bytes:

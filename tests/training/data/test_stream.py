@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from training.data.normalize import MEAN, STD
+from training.data.stream import ClipCollate, ClipSampling, clip_dataset, decode_batch, iterate_clips
+
+
+def _paths(motion_shards, split: str) -> list[str]:
+    root, manifest = motion_shards
+    return manifest.shard_paths(root, split)
+
+
+def test_in_process_iterator_yields_normalised_clips_and_all_labels(motion_shards) -> None:
+    batches = list(iterate_clips(_paths(motion_shards, "train"), ClipSampling(num_frames=8, size=32), batch_size=7))
+    clips = torch.cat([b.clips for b in batches])
+    labels = torch.cat([b.labels for b in batches])
+    assert clips.shape == (50, 3, 8, 32, 32) and clips.dtype == torch.float32
+    assert labels.dtype == torch.int64
+    assert Counter(labels.tolist()) == dict.fromkeys(range(10), 5)
+    lowest, highest = (0 - MEAN[0]) / STD[0], (1 - MEAN[0]) / STD[0]
+    assert lowest - 1e-5 <= clips.min() < clips.max() <= highest + 1e-5
+
+
+def test_evaluation_views_are_deterministic(motion_shards) -> None:
+    sampling = ClipSampling(num_frames=4, size=32, train=False, clips=3)
+    first = next(iterate_clips(_paths(motion_shards, "val"), sampling, batch_size=4))
+    again = next(iterate_clips(_paths(motion_shards, "val"), sampling, batch_size=4))
+    assert first.clips.shape == (4, 3, 3, 4, 32, 32)
+    torch.testing.assert_close(first.clips, again.clips)
+
+
+def test_training_never_flips_unless_flip_is_label_safe() -> None:
+    # A clip whose left half is black and right half white: a flip would swap them.
+    from training.data.codec import encode_clip
+
+    frames = np.zeros((6, 32, 32, 3), dtype=np.uint8)
+    frames[:, :, 16:] = 255
+    batch = {"video": np.array([encode_clip(frames)] * 16, dtype=object), "label": np.zeros(16), "num_frames": [6] * 16}
+
+    def flipped(flip: bool) -> int:
+        out = decode_batch(batch, ClipSampling(num_frames=4, size=32, flip=flip, min_scale=0.9))["clip"]
+        left, right = out[..., :8].mean(axis=(1, 2, 3, 4)), out[..., -8:].mean(axis=(1, 2, 3, 4))
+        return int((left > right).sum())
+
+    assert flipped(False) == 0
+    assert flipped(True) > 0
+
+
+def test_undecodable_clips_are_dropped_and_counted(motion_shards, tmp_path: Path) -> None:
+    table = pq.read_table(_paths(motion_shards, "val"))
+    videos = table.column("video").to_pylist()
+    videos[1], videos[4] = b"", videos[4][:100]
+    broken = table.set_column(table.schema.get_field_index("video"), "video", pa.array(videos, pa.binary()))
+    pq.write_table(broken, tmp_path / "broken.parquet")
+    batches = list(iterate_clips([str(tmp_path / "broken.parquet")], ClipSampling(size=32), batch_size=5))
+    assert sum(b.skipped for b in batches) == 2
+    assert sum(len(b.labels) for b in batches) == len(videos) - 2
+
+
+def test_collate_keeps_the_batch_on_the_requested_device() -> None:
+    batch = {"clip": np.zeros((2, 4, 3, 8, 8), np.uint8), "label": np.array([1, 2]), "ok": np.array([True, False])}
+    out = ClipCollate("cpu")(batch)
+    assert out.clips.shape == (1, 3, 4, 8, 8) and out.labels.tolist() == [1] and out.skipped == 1
+
+
+@pytest.mark.slow
+def test_ray_data_pipeline_streams_batches_to_a_consumer(motion_shards, ray_local) -> None:
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    sampling = ClipSampling(num_frames=8, size=32)
+    dataset = clip_dataset(_paths(motion_shards, "train"), sampling, decode_batch_size=4)
+    collate = ClipCollate()
+    labels: list[int] = []
+    for batch in dataset.iterator().iter_torch_batches(batch_size=8, collate_fn=collate, local_shuffle_buffer_size=16):
+        assert batch.clips.shape[1:] == (3, 8, 32, 32) and batch.clips.dtype == torch.float32
+        labels += batch.labels.tolist()
+    assert Counter(labels) == dict.fromkeys(range(10), 5)

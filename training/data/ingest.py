@@ -1,0 +1,228 @@
+"""``specdistill ingest``: an existing video dataset on disk → Parquet shards plus ``rejects.jsonl``.
+
+``training.data.layouts`` turns the source layout into candidate clips; here every candidate is
+probed (or, for Jester, its frames decoded and encoded) in a process pool, and the good ones are
+written as shards. A file that cannot be read, is empty, truncated or not a video becomes one line
+of ``rejects.jsonl`` with the reason, and never costs any other clip its place.
+
+A folder tree has no splits of its own; it is split after probing, among the clips that passed,
+so a broken file cannot take a class's only validation slot. That needs every probe result first;
+they are small because workers never ship a video file's bytes back: the writer reads the file
+itself, which costs no more than unpickling it from a worker would.
+
+Candidates are processed in an order fixed by ``seed`` and each ``clip_id`` (a hash, not the
+listing order) and results consumed in that order, so the shards are the same whatever the number
+of workers, and they are not sorted by class: streaming readers then get mixed batches from a small
+shuffle buffer. At most ``4 × workers`` clips are in flight, so memory is
+bounded by a few clips per worker, not by the dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from training.data.codec import DecodeError, encode_clip, probe_clip
+from training.data.layouts import Candidate, Reject, read_layout
+from training.data.shards import DEFAULT_SHARD_BYTES, MANIFEST_NAME, ClipRecord, DatasetWriter
+
+REJECTS_NAME = "rejects.jsonl"
+IN_FLIGHT_PER_WORKER = 4
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    """What one ingest run did; ``per_split`` counts the clips written to each split."""
+
+    ingested: int
+    rejected: int
+    per_split: dict[str, int]
+    rejects_path: Path
+
+    @property
+    def message(self) -> str:
+        return f"ingested {self.ingested}, rejected {self.rejected}: see {self.rejects_path}"
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A candidate that decoded: its frame count, container name, and the bytes when ingest encoded
+    them (frame folders); ``encoded`` is ``None`` for a video file, which is stored as it is on disk."""
+
+    num_frames: int
+    container: str
+    encoded: bytes | None = None
+
+
+def ingest(
+    source: Path,
+    out: Path,
+    fmt: str,
+    *,
+    workers: int = os.cpu_count() or 1,
+    shard_bytes: int = DEFAULT_SHARD_BYTES,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    progress: bool = True,
+) -> IngestSummary:
+    """Ingest the dataset at ``source`` in layout ``fmt`` (see ``training.data.layouts``) into ``out``.
+
+    ``val_fraction`` and ``seed`` shape the split of a ``folder`` tree (``val_clips``); the other
+    layouts bring their own. ``workers=1`` runs in this process. Raises ``ValueError`` when no clip
+    survives, after ``rejects.jsonl`` is written, so the user can see why.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    source, out = Path(source), Path(out)
+    layout = read_layout(source, fmt)
+    rejects_path = out / REJECTS_NAME
+    if not layout.candidates:
+        # No class to give DatasetWriter, but the user still needs the rejects to see what went wrong.
+        if (out / MANIFEST_NAME).exists():
+            raise FileExistsError(f"{out / MANIFEST_NAME} exists: refusing to overwrite a dataset")
+        out.mkdir(parents=True, exist_ok=True)
+        rejects_path.write_text("".join(map(_jsonl, layout.rejects)))
+        raise _nothing_valid(source, fmt, len(layout.rejects), rejects_path)
+    candidates = sorted(layout.candidates, key=lambda c: (zlib.crc32(f"{seed}:{c.clip_id}".encode()), c.clip_id))
+    per_split: dict[str, int] = {}
+    rejected = len(layout.rejects)
+    with (
+        DatasetWriter(out, layout.classes, source=f"{fmt}:{source.resolve()}", shard_bytes=shard_bytes) as writer,
+        rejects_path.open("w") as rejects,
+    ):
+        rejects.writelines(map(_jsonl, layout.rejects))
+        checked: Iterable[tuple[Candidate, Checked | Reject]] = tqdm(
+            zip(candidates, _check_all(candidates, workers), strict=True),
+            total=len(candidates),
+            desc="ingest",
+            unit="clip",
+            disable=None if progress else True,  # None: only on a terminal
+        )
+        if any(c.split is None for c in candidates):
+            checked = split_checked(list(checked), val_fraction=val_fraction, seed=seed)
+        for candidate, outcome in checked:
+            result = outcome if isinstance(outcome, Reject) else _record(candidate, outcome)
+            if isinstance(result, Reject):
+                rejects.write(_jsonl(result))
+                rejected += 1
+            else:
+                assert candidate.split is not None  # split_checked gave every passing clip one
+                writer.write(candidate.split, result)
+                per_split[candidate.split] = per_split.get(candidate.split, 0) + 1
+        if not per_split:
+            raise _nothing_valid(source, fmt, rejected, rejects_path)
+    return IngestSummary(sum(per_split.values()), rejected, dict(sorted(per_split.items())), rejects_path)
+
+
+def val_clips(clip_ids: Sequence[str], class_name: str, *, val_fraction: float, seed: int) -> set[str]:
+    """The validation members of one class: ``round(n·val_fraction)`` of its ``n`` clips, at least one
+    and at most ``n − 1`` when ``n ≥ 2``.
+
+    The generator is seeded by the class *name*, so adding or removing a class leaves every other
+    class's split unchanged, and the ids are sorted first so listing order cannot matter.
+    """
+    ordered = sorted(clip_ids)
+    n = len(ordered)
+    val = min(max(1, round(n * val_fraction)), n - 1) if n >= 2 else 0
+    rng = np.random.default_rng([seed, zlib.crc32(class_name.encode())])
+    return {ordered[i] for i in rng.permutation(n)[:val]}
+
+
+def split_checked(
+    checked: list[tuple[Candidate, Checked | Reject]], *, val_fraction: float, seed: int
+) -> list[tuple[Candidate, Checked | Reject]]:
+    """Give every clip that passed a ``train``/``val`` split, stratified by class (``val_clips``)."""
+    passed: dict[str, list[str]] = {}
+    for candidate, outcome in checked:
+        if isinstance(outcome, Checked):
+            passed.setdefault(candidate.label_name, []).append(candidate.clip_id)
+    val = set().union(*(val_clips(ids, name, val_fraction=val_fraction, seed=seed) for name, ids in passed.items()))
+    return [
+        (replace(c, split="val" if c.clip_id in val else "train") if isinstance(o, Checked) else c, o)
+        for c, o in checked
+    ]
+
+
+def _record(candidate: Candidate, checked: Checked) -> ClipRecord | Reject:
+    try:
+        video = checked.encoded if checked.encoded is not None else candidate.path.read_bytes()
+    except OSError as error:  # gone or unreadable since it was probed
+        return Reject(candidate.source, candidate.clip_id, str(error))
+    return ClipRecord(
+        clip_id=candidate.clip_id,
+        label=candidate.label,
+        label_name=candidate.label_name,
+        video=video,
+        container=checked.container,
+        num_frames=checked.num_frames,
+        source=candidate.source,
+    )
+
+
+def _jsonl(entry: Reject) -> str:
+    return json.dumps(asdict(entry)) + "\n"
+
+
+def _nothing_valid(source: Path, fmt: str, rejected: int, rejects_path: Path) -> ValueError:
+    return ValueError(f"{source}: no valid clip to ingest as {fmt!r} ({rejected} rejected): see {rejects_path}")
+
+
+def _check_all(candidates: Sequence[Candidate], workers: int) -> Iterator[Checked | Reject]:
+    """``check_clip`` over ``candidates``, results in input order, at most ``4 × workers`` in flight."""
+    workers = min(workers, len(candidates))
+    if workers <= 1:
+        yield from map(check_clip, candidates)
+        return
+    with ProcessPoolExecutor(workers) as pool:
+        pending: deque[Future[Checked | Reject]] = deque()
+        for candidate in candidates:
+            if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
+                yield pending.popleft().result()
+            pending.append(pool.submit(check_clip, candidate))
+        while pending:
+            yield pending.popleft().result()
+
+
+def check_clip(candidate: Candidate) -> Checked | Reject:
+    """Decode one candidate fully: a video file is probed (``container`` is its extension), a frame
+    folder is read and encoded to H.264 MP4. Anything unreadable becomes a ``Reject`` with the reason."""
+    try:
+        if candidate.frames:
+            frames = read_frames(candidate.path)
+            return Checked(num_frames=len(frames), container="mp4", encoded=encode_clip(frames))
+        info = probe_clip(candidate.path.read_bytes())
+    except (OSError, ValueError) as error:  # DecodeError is a ValueError; PIL and file errors are OSErrors
+        return Reject(candidate.source, candidate.clip_id, str(error))
+    return Checked(num_frames=info.num_frames, container=candidate.path.suffix.lower().lstrip("."))
+
+
+def read_frames(folder: Path) -> np.ndarray:
+    """A folder of ``00001.jpg, 00002.jpg, …`` → ``T×H×W×3`` uint8 RGB, in file-name order.
+
+    Jester is recorded at 12 fps, ``encode_clip``'s default, so the encoded clip keeps its timing.
+    """
+    paths = sorted(folder.glob("*.jpg"))
+    if not paths:
+        raise DecodeError(f"no .jpg frames in {folder.name}/")
+    frames: list[np.ndarray] = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                frames.append(np.asarray(image.convert("RGB")))
+        except OSError as error:
+            raise DecodeError(f"frame {path.name}: {error}") from error
+        if frames[-1].shape != frames[0].shape:
+            raise DecodeError(f"frame {path.name} is {frames[-1].shape[:2]}, {paths[0].name} is {frames[0].shape[:2]}")
+    return np.stack(frames)

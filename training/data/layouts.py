@@ -1,0 +1,308 @@
+"""Reading the four source layouts `specdistill ingest` accepts into a list of candidate clips.
+
+Nothing here opens a video: a layout only says which clips should exist, their class and split,
+and where their data lies. Problems found in the annotations themselves (a malformed line, a label
+the layout does not define, a file that is not there, a clip annotated twice) become ``Reject``\\ s,
+so one bad line never stops the rest; only a missing source or annotation file raises.
+
+Where files live (``SRC`` is the source directory):
+
+- ``folder``: ``SRC/<class>/<file>.{mp4,avi,webm,mkv}`` (any case, any depth below the class
+  folder). Classes are the sorted names of class folders holding at least one such file. Files
+  with another extension, and files directly in ``SRC``, are rejected so the user sees them;
+  hidden files and folders (``.DS_Store``, ``.git``) are skipped. The tree has no splits: its
+  candidates carry ``split=None`` and ingest draws a stratified ``train``/``val`` split among the
+  clips that probe fine. Clip id ``<class>/<path below it, without extension>``.
+- ``kinetics``: every ``SRC/*.csv`` with header ``label,youtube_id,time_start,time_end,split``
+  (extra columns ignored), e.g. ``train.csv``, ``validate.csv``, ``test.csv``. Split values
+  ``train``, ``validate``/``val``, ``test`` map to ``train``, ``val``, ``test``. Videos are found by
+  name anywhere below ``SRC`` (``SRC/train/<label>/…``, ``SRC/videos/…``): clip id and file stem are
+  ``<youtube_id>_<start:06d>_<end:06d>``. Classes are the sorted labels of the ``train`` rows (all
+  rows when there are none), so a val/test label the model could never learn is rejected.
+- ``ssv2``: ``SRC/labels.json`` (class name → index), ``SRC/train.json`` and
+  ``SRC/validation.json`` (lists of ``{id, label, template, placeholders}``), videos ``<id>.webm``
+  found by name anywhere below ``SRC``. An entry's class is its ``template`` without brackets
+  (``"Pushing [something] from left to right"`` → ``"Pushing something from left to right"``),
+  because ``label`` holds the filled-in objects. Class indices are those of ``labels.json``.
+- ``jester``: ``SRC/train.csv`` and ``SRC/validation.csv`` (or the distribution's
+  ``jester-v1-train.csv``/``jester-v1-validation.csv``), lines ``id;label`` without header; frames
+  ``<id>/00001.jpg…`` in ``SRC/`` or ``SRC/20bn-jester-v1/``. Classes come from ``labels.csv`` (or
+  ``jester-v1-labels.csv``), one per line, in file order so indices match the published ones;
+  without it, the sorted labels of the annotations.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("folder", "kinetics", "ssv2", "jester")
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".webm", ".mkv"})
+KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
+KINETICS_SPLITS = {"train": "train", "validate": "val", "val": "val", "test": "test"}
+JESTER_FRAME_ROOTS = (".", "20bn-jester-v1")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A clip the layout promises; ``path`` is a video file, or with ``frames`` a folder of JPEG frames.
+
+    ``source`` is ``path`` relative to ``SRC``, as stored in the shard's ``source`` column. ``split``
+    is ``None`` when the layout has none of its own (a folder tree).
+    """
+
+    clip_id: str
+    label: int
+    label_name: str
+    split: str | None
+    path: Path
+    source: str
+    frames: bool = False
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One line of ``rejects.jsonl``: a file relative to ``SRC`` (or ``train.csv:12``, ``train.json[3]``) and why."""
+
+    path: str
+    clip_id: str | None
+    reason: str
+
+
+@dataclass
+class Layout:
+    """A parsed source: class names in label order, the clips to check, and the annotation rejects."""
+
+    classes: list[str]
+    candidates: list[Candidate]
+    rejects: list[Reject]
+
+
+@dataclass(frozen=True)
+class _Annotation:
+    where: str  # "train.csv:12" or "train.json[3]": what a reject should point the user at
+    clip_id: str
+    label_name: str
+    split: str
+
+
+def read_layout(source: Path, fmt: str) -> Layout:
+    """Parse ``source`` as layout ``fmt``; raises when ``source`` or an annotation file is missing."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown ingest format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source}: source directory not found")
+    return {"folder": read_folder, "kinetics": read_kinetics, "ssv2": read_ssv2, "jester": read_jester}[fmt](source)
+
+
+def read_folder(source: Path) -> Layout:
+    """``SRC/<class>/<file>`` → candidates without a split (``split=None``)."""
+    rejects: list[Reject] = []
+    videos: dict[str, list[Path]] = {}
+    for entry in sorted(source.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if not entry.is_dir():
+            rejects.append(Reject(entry.name, None, "not inside a class folder"))
+            continue
+        for path in sorted(p for p in entry.rglob("*") if p.is_file()):
+            relative = path.relative_to(source)
+            if any(part.startswith(".") for part in relative.parts):
+                continue
+            if path.suffix.lower() in VIDEO_EXTENSIONS:
+                videos.setdefault(entry.name, []).append(path)
+            else:
+                expected = ", ".join(sorted(VIDEO_EXTENSIONS))
+                reason = f"unsupported extension {path.suffix!r} (expected one of {expected})"
+                rejects.append(Reject(relative.as_posix(), None, reason))
+    classes = sorted(videos)
+    candidates: list[Candidate] = []
+    taken: dict[str, str] = {}
+    for label, name in enumerate(classes):
+        for path in videos[name]:
+            relative = path.relative_to(source).as_posix()
+            clip_id = path.relative_to(source).with_suffix("").as_posix()
+            if clip_id in taken:  # clip.mp4 beside clip.avi: ids must stay unique within the dataset
+                rejects.append(Reject(relative, clip_id, f"clip id {clip_id!r} already used by {taken[clip_id]}"))
+                continue
+            taken[clip_id] = relative
+            candidates.append(Candidate(clip_id, label, name, None, path, relative))
+    return Layout(classes, candidates, rejects)
+
+
+def read_kinetics(source: Path) -> Layout:
+    """Kinetics CSVs in ``SRC`` → candidates for the videos found by name below ``SRC``."""
+    tables = sorted(source.glob("*.csv"))
+    if not tables:
+        raise FileNotFoundError(f"{source}: no Kinetics annotation CSV (*.csv with {','.join(KINETICS_COLUMNS)})")
+    annotations: list[_Annotation] = []
+    rejects: list[Reject] = []
+    for table in tables:
+        with table.open(newline="") as stream:
+            reader = csv.DictReader(stream)
+            missing = [c for c in KINETICS_COLUMNS if c not in (reader.fieldnames or [])]
+            if missing:
+                raise ValueError(f"{table}: header lacks {missing}; expected columns {','.join(KINETICS_COLUMNS)}")
+            for row in reader:
+                where = f"{table.name}:{reader.line_num}"
+                annotation = _kinetics_annotation(row, where)
+                if isinstance(annotation, Reject):
+                    rejects.append(annotation)
+                else:
+                    annotations.append(annotation)
+    train_labels = {a.label_name for a in annotations if a.split == "train"}
+    classes = sorted(train_labels or {a.label_name for a in annotations})
+    known_from = "the train split's labels" if train_labels else "the annotations"
+    index = _index_videos(source)
+    candidates, more_rejects = _resolve(
+        source, annotations, classes, known_from, locate=index.get, expected="a video file {clip_id}.<ext> below SRC"
+    )
+    return Layout(classes, candidates, rejects + more_rejects)
+
+
+def _kinetics_annotation(row: dict[str | Any, Any], where: str) -> _Annotation | Reject:
+    values = [row.get(column) for column in KINETICS_COLUMNS]
+    if any(value is None for value in values):
+        return Reject(where, None, f"expected {len(KINETICS_COLUMNS)} fields ({','.join(KINETICS_COLUMNS)})")
+    label, youtube_id, start, end, split = (value.strip() for value in values)
+    try:
+        clip_id = f"{youtube_id}_{int(start):06d}_{int(end):06d}"
+    except ValueError:
+        return Reject(where, None, f"time_start/time_end must be whole seconds, got {start!r}, {end!r}")
+    if not youtube_id or not label:
+        return Reject(where, clip_id, "empty youtube_id or label")
+    if split not in KINETICS_SPLITS:
+        return Reject(where, clip_id, f"unknown split {split!r}; expected one of {', '.join(KINETICS_SPLITS)}")
+    return _Annotation(where, clip_id, label, KINETICS_SPLITS[split])
+
+
+def read_ssv2(source: Path) -> Layout:
+    """Something-Something V2 JSON annotations → candidates for ``<id>.webm`` found below ``SRC``."""
+    labels_path = source / "labels.json"
+    labels = _read_json(labels_path)
+    try:
+        indices = {name: int(index) for name, index in labels.items()}
+    except (AttributeError, TypeError, ValueError) as error:
+        raise ValueError(f"{labels_path}: expected an object of class name → index ({error})") from error
+    if sorted(indices.values()) != list(range(len(indices))):
+        raise ValueError(f"{labels_path}: class indices must be 0…{len(indices) - 1}, each once")
+    classes = sorted(indices, key=indices.__getitem__)
+    annotations: list[_Annotation] = []
+    rejects: list[Reject] = []
+    for name, split in (("train.json", "train"), ("validation.json", "val")):
+        entries = _read_json(source / name)
+        if not isinstance(entries, list):
+            raise ValueError(f"{source / name}: expected a list of {{id, label, template, placeholders}}")
+        for position, entry in enumerate(entries):
+            where = f"{name}[{position}]"
+            if not (isinstance(entry, dict) and isinstance(entry.get("id"), str | int)):
+                rejects.append(Reject(where, None, "expected an object with an 'id'"))
+            elif not isinstance(entry.get("template"), str):
+                rejects.append(Reject(where, str(entry["id"]), "no 'template' string to take the class from"))
+            else:
+                class_name = entry["template"].replace("[", "").replace("]", "")
+                annotations.append(_Annotation(where, str(entry["id"]), class_name, split))
+    index = _index_videos(source)
+    candidates, more_rejects = _resolve(
+        source, annotations, classes, "labels.json", locate=index.get, expected="a video file {clip_id}.<ext> below SRC"
+    )
+    return Layout(classes, candidates, rejects + more_rejects)
+
+
+def read_jester(source: Path) -> Layout:
+    """Jester ``id;label`` CSVs → candidates for the frame folders, encoded into one clip each at ingest."""
+    annotations: list[_Annotation] = []
+    rejects: list[Reject] = []
+    splits = ((("train.csv", "jester-v1-train.csv"), "train"), (("validation.csv", "jester-v1-validation.csv"), "val"))
+    for names, split in splits:
+        table = _first_existing(source, names)
+        for number, line in enumerate(table.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{table.name}:{number}"
+            clip_id, separator, label = (part.strip() for part in line.partition(";"))
+            if not separator or not clip_id or not label:
+                rejects.append(Reject(where, None, f"expected 'id;label', got {line!r}"))
+            elif Path(clip_id).name != clip_id or clip_id in {".", ".."}:
+                rejects.append(Reject(where, None, f"id {clip_id!r} is not a folder name"))
+            else:
+                annotations.append(_Annotation(where, clip_id, label, split))
+    labels_path = next((source / n for n in ("labels.csv", "jester-v1-labels.csv") if (source / n).is_file()), None)
+    if labels_path is None:
+        classes, known_from = sorted({a.label_name for a in annotations}), "the annotations"
+    else:
+        classes = [line.strip() for line in labels_path.read_text().splitlines() if line.strip()]
+        if len(set(classes)) != len(classes):
+            raise ValueError(f"{labels_path}: a class is listed twice")
+        known_from = labels_path.name
+
+    def locate(clip_id: str) -> Path | None:
+        return next((p for r in JESTER_FRAME_ROOTS if (p := source / r / clip_id).is_dir()), None)
+
+    expected = f"a frame folder {{clip_id}}/ in SRC or SRC/{JESTER_FRAME_ROOTS[1]}"
+    candidates, more_rejects = _resolve(
+        source, annotations, classes, known_from, locate=locate, expected=expected, frames=True
+    )
+    return Layout(classes, candidates, rejects + more_rejects)
+
+
+def _first_existing(source: Path, names: tuple[str, ...]) -> Path:
+    for name in names:
+        if (source / name).is_file():
+            return source / name
+    raise FileNotFoundError(f"{source}: annotation file {' or '.join(names)} not found")
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: annotation file not found")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from error
+
+
+def _index_videos(source: Path) -> dict[str, Path]:
+    """Video files below ``source`` by stem, listed once so each annotation is a dictionary look-up.
+    When two files share a stem the first in sorted order wins, so the choice is reproducible."""
+    index: dict[str, Path] = {}
+    for path in sorted(source.rglob("*")):
+        if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+            index.setdefault(path.stem, path)
+    return index
+
+
+def _resolve(
+    source: Path,
+    annotations: Iterable[_Annotation],
+    classes: list[str],
+    known_from: str,
+    *,
+    locate: Callable[[str], Path | None],
+    expected: str,
+    frames: bool = False,
+) -> tuple[list[Candidate], list[Reject]]:
+    """Annotations → candidates, rejecting repeated ids, labels outside ``classes`` and missing data."""
+    label_of = {name: i for i, name in enumerate(classes)}
+    first_seen: dict[str, str] = {}
+    candidates: list[Candidate] = []
+    rejects: list[Reject] = []
+    for a in annotations:
+        if a.clip_id in first_seen:
+            rejects.append(Reject(a.where, a.clip_id, f"clip already annotated at {first_seen[a.clip_id]}"))
+            continue
+        first_seen[a.clip_id] = a.where
+        if a.label_name not in label_of:
+            rejects.append(Reject(a.where, a.clip_id, f"unknown label {a.label_name!r}: not in {known_from}"))
+            continue
+        path = locate(a.clip_id)
+        if path is None:
+            rejects.append(Reject(a.where, a.clip_id, "missing file: no " + expected.format(clip_id=a.clip_id)))
+            continue
+        relative = path.relative_to(source).as_posix()
+        candidates.append(Candidate(a.clip_id, label_of[a.label_name], a.label_name, a.split, path, relative, frames))
+    return candidates, rejects

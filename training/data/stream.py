@@ -1,0 +1,143 @@
+"""Streaming decoded clips from shards: a ``ray.data.Dataset`` for Train workers and a plain
+in-process iterator over the same shards for evaluation and benchmarks.
+
+Both run the same two functions: ``decode_batch`` (encoded bytes → sampled, augmented uint8
+frames, on CPU) and ``ClipCollate`` (uint8 → normalised float clips on the consumer's device).
+Clips stay uint8 until the consumer, so the object store carries a quarter of the float bytes.
+A clip that fails to decode comes out flagged ``ok=False`` and is dropped and counted by the
+collate, so one bad file never stops an epoch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+from ray.data.collate_fn import NumpyBatchCollateFn
+from torch import Tensor
+
+from training.data.codec import DecodeError, decode_clip
+from training.data.normalize import normalise
+from training.data.sampling import multi_clip_indices, tsn_indices
+from training.data.transforms import clip_transform
+
+COLUMNS = ["video", "label", "num_frames"]
+
+
+@dataclass(frozen=True)
+class ClipSampling:
+    """How clips are drawn: ``train`` selects TSN sampling and random crops, otherwise ``clips``
+    evenly interleaved views with a centre crop. ``flip`` must only be set when a mirrored clip
+    keeps its label."""
+
+    num_frames: int = 8
+    size: int = 64
+    train: bool = True
+    flip: bool = False
+    min_scale: float = 0.6
+    clips: int = 1
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 1 or self.size < 8 or self.clips < 1:
+            raise ValueError(f"need num_frames >= 1, size >= 8, clips >= 1; got {self}")
+        if self.train and self.clips != 1:
+            raise ValueError(f"training samples one clip per video, got clips={self.clips}")
+
+    def frame_shape(self) -> tuple[int, ...]:
+        """Shape of one video's output: ``[clips×]T×3×size×size``."""
+        views = (self.clips,) if self.clips > 1 else ()
+        return (*views, self.num_frames, 3, self.size, self.size)
+
+
+@contextmanager
+def _single_threaded_torch() -> Iterator[None]:
+    """Per-clip resizes are tiny: torch's intra-op thread pool makes them ~10× slower, not faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def decode_batch(batch: dict[str, np.ndarray], sampling: ClipSampling) -> dict[str, np.ndarray]:
+    """Ray Data ``map_batches`` body: columns ``video``/``label``/``num_frames`` → ``clip`` (uint8,
+    ``N×`` ``sampling.frame_shape()``), ``label`` (int64) and ``ok`` (bool; False = not decodable)."""
+    with _single_threaded_torch():
+        return _decode_batch(batch, sampling)
+
+
+def _decode_batch(batch: dict[str, np.ndarray], sampling: ClipSampling) -> dict[str, np.ndarray]:
+    transform = clip_transform(sampling.size, train=sampling.train, flip=sampling.flip, min_scale=sampling.min_scale)
+    rng = np.random.default_rng()
+    count = len(batch["label"])
+    clips = np.zeros((count, *sampling.frame_shape()), dtype=np.uint8)
+    ok = np.zeros(count, dtype=bool)
+    short_side = round(sampling.size / sampling.min_scale**0.5) if sampling.train else sampling.size
+    for row, (video, available) in enumerate(zip(batch["video"], batch["num_frames"], strict=True)):
+        if sampling.train:
+            indices = tsn_indices(int(available), sampling.num_frames, rng)[None]
+        else:
+            indices = multi_clip_indices(int(available), sampling.num_frames, sampling.clips)
+        try:
+            frames = decode_clip(video, indices.ravel().tolist(), short_side=short_side)
+        except DecodeError:
+            continue
+        views = (
+            torch.from_numpy(frames)
+            .permute(0, 3, 1, 2)
+            .reshape(len(indices), sampling.num_frames, 3, *frames.shape[1:3])
+        )
+        clips[row] = np.stack([transform(view).numpy() for view in views]).reshape(sampling.frame_shape())
+        ok[row] = True
+    return {"clip": clips, "label": batch["label"].astype(np.int64), "ok": ok}
+
+
+@dataclass
+class ClipBatch:
+    """``clips``: ``N×3×T×H×W`` float (``N×V×3×T×H×W`` for ``V`` eval views); ``labels``: ``N`` int64;
+    ``skipped``: clips of this batch dropped because they could not be decoded."""
+
+    clips: Tensor
+    labels: Tensor
+    skipped: int
+
+
+class ClipCollate(NumpyBatchCollateFn):
+    """``iter_torch_batches`` collate: drops undecodable clips, moves uint8 to ``device``, normalises."""
+
+    def __init__(self, device: torch.device | str = "cpu") -> None:
+        self.device = torch.device(device)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> ClipBatch:
+        ok = np.asarray(batch["ok"], dtype=bool)
+        # Boolean indexing copies, so the tensors own writable memory (Ray hands out read-only views).
+        clips = torch.from_numpy(np.asarray(batch["clip"])[ok]).to(self.device, non_blocking=True)
+        labels = torch.from_numpy(np.asarray(batch["label"], dtype=np.int64)[ok]).to(self.device)
+        return ClipBatch(clips=normalise(clips), labels=labels, skipped=int((~ok).sum()))
+
+
+def clip_dataset(paths: Sequence[str], sampling: ClipSampling, *, decode_batch_size: int = 8):  # -> ray.data.Dataset
+    """Lazy Ray Data pipeline over shard ``paths``. Training shuffles the file order each epoch;
+    shards are written in shuffled clip order, and consumers add a local shuffle buffer."""
+    import ray.data
+
+    dataset = ray.data.read_parquet(list(paths), shuffle="files" if sampling.train else None).select_columns(COLUMNS)
+    return dataset.map_batches(
+        decode_batch, fn_kwargs={"sampling": sampling}, batch_size=decode_batch_size, num_cpus=1, zero_copy_batch=True
+    )
+
+
+def iterate_clips(
+    paths: Sequence[str], sampling: ClipSampling, *, batch_size: int, device: torch.device | str = "cpu"
+) -> Iterator[ClipBatch]:
+    """The same decode and collate, in this process, in file order: for evaluation and baselines."""
+    collate = ClipCollate(device)
+    for path in paths:
+        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=COLUMNS):
+            columns = {name: record_batch.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS}
+            yield collate(decode_batch(columns, sampling))
