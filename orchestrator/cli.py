@@ -1,11 +1,15 @@
-"""``specdistill``: the command line. Each subcommand imports its heavy dependencies only when run,
+"""specdistill: distil small, fast video action-recognition students from large teachers, with Ray.
+
+The command line. Each subcommand imports its heavy dependencies only when run,
 so ``specdistill --help`` answers at once."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -41,14 +45,194 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     return 0 if report.student_top1 > 0 else 1
 
 
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from training.data.embedded import SynthSpec, write_embedded_dataset
+
+    spec = SynthSpec(
+        clips_per_class=args.clips_per_class,
+        num_frames=args.frames,
+        size=args.size,
+        seed=args.seed,
+        val_fraction=args.val_fraction,
+    )
+    with tqdm(total=len(spec.plan()), desc="synth", unit="clip", disable=None) as bar:
+        out = write_embedded_dataset(
+            args.out, spec, workers=args.workers, shard_bytes=args.shard_mb * 2**20, progress=bar.update
+        )
+    print(f"wrote {len(spec.plan())} clips to {out} (dataset.json lists the splits)")
+    return 0
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    from training.data.ingest import ingest
+
+    summary = ingest(
+        args.source,
+        args.out,
+        args.format,
+        workers=args.workers,
+        shard_bytes=args.shard_mb * 2**20,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+    )
+    print(summary.message)
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from orchestrator.sweep import resume_sweep, run_sweep
+
+    if args.resume:
+        grid = resume_sweep(args.resume)
+    elif args.config:
+        space = str(Path(args.space).resolve()) if args.space and args.space.endswith((".yaml", ".yml")) else args.space
+        grid = run_sweep(args.config, space=space)
+    else:
+        print("sweep: give CONFIG.yaml, or --resume SWEEP_DIR", file=sys.stderr)
+        return 2
+    print(f"{len(grid)} trials, {grid.num_errors} errored: {grid.experiment_path}")
+    print(f"next: specdistill best {grid.experiment_path} --export DIR")
+    return 1 if grid.num_errors == len(grid) else 0
+
+
+def _cmd_train_teacher(args: argparse.Namespace) -> int:
+    from orchestrator.config import load_sweep_config
+    from orchestrator.teachers import train_teachers
+
+    config, _ = load_sweep_config(args.config)
+    models = [m for m in (args.models or "").split(",") if m]
+    exported = train_teachers(config, args.export, members=args.ensemble, models=models)
+    print("teacher" + ("s" if len(exported) > 1 else "") + " exported: " + ", ".join(map(str, exported)))
+    if len(exported) > 1:
+        print(f"name {args.export} in a distillation config's train.teachers to distil from the ensemble")
+    return 0
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from orchestrator.selection import export_best, rank_trials
+
+    ranked = rank_trials(args.sweep_dir, args.metric, args.mode)
+    print(f"{'rank':<6}{'trial':<14}{args.metric:>10}{'epoch':>7}  config")
+    for index, trial in enumerate(ranked[: max(args.top_k, 10)], start=1):
+        value, epoch = trial.result[args.metric], trial.result.get("epoch", "?")
+        print(f"{index:<6}{trial.record.trial_id:<14}{value:>10.4f}{epoch:>7}  {trial.record.label}")
+    if args.export:
+        for path in export_best(args.sweep_dir, args.export, metric=args.metric, mode=args.mode, top_k=args.top_k):
+            print(f"exported {path}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from orchestrator.evaluation import evaluate_export
+
+    print(evaluate_export(args.checkpoint, args.data, split=args.split, clips=args.clips).render())
+    return 0
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> int:
+    from orchestrator.evaluation import build_ensemble
+
+    report = build_ensemble(
+        args.sweep_dir, args.export, args.data, top_k=args.top_k, metric=args.metric, split=args.split, clips=args.clips
+    )
+    print(report.render())
+    print(f"ensemble exported to {args.export} (evaluate it, or name it as a teacher)")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from orchestrator.report import write_report
+
+    path = write_report(args.sweep_dir, args.out, metric=args.metric)
+    print(f"report written to {path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from orchestrator.demo import run_demo
+
+    run_demo()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specdistill", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="the main job end to end on the embedded dataset (make demo)")
+    demo.set_defaults(handler=_cmd_demo)
 
     models = commands.add_parser("models", help="list the registered models with their size, FLOPs and taps")
     models.add_argument("--frames", type=int, default=8)
     models.add_argument("--size", type=int, default=64)
     models.set_defaults(handler=_cmd_models)
+
+    synth = commands.add_parser("synth", help="write the embedded motion dataset as Parquet shards")
+    synth.add_argument("out", type=Path)
+    synth.add_argument("--clips-per-class", type=int, default=100)
+    synth.add_argument("--frames", type=int, default=16, help="frames stored per clip")
+    synth.add_argument("--size", type=int, default=64)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--val-fraction", type=float, default=0.2)
+    synth.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    synth.add_argument("--shard-mb", type=int, default=128, help="target shard size in MiB")
+    synth.set_defaults(handler=_cmd_synth)
+
+    ingest = commands.add_parser("ingest", help="ingest a video dataset on disk into Parquet shards")
+    ingest.add_argument("source", type=Path)
+    ingest.add_argument("out", type=Path)
+    ingest.add_argument("--format", required=True, choices=["folder", "kinetics", "ssv2", "jester"])
+    ingest.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ingest.add_argument("--shard-mb", type=int, default=128, help="target shard size in MiB")
+    ingest.add_argument("--val-fraction", type=float, default=0.2, help="folder layout only")
+    ingest.add_argument("--seed", type=int, default=0, help="folder layout split")
+    ingest.set_defaults(handler=_cmd_ingest)
+
+    sweep = commands.add_parser("sweep", help="run (or --resume) a Ray Tune sweep of distillation trials")
+    sweep.add_argument("config", nargs="?", type=Path, help="sweep YAML (see configs/demo-distill.yaml)")
+    sweep.add_argument("--space", help="search space: a shipped name (quick, paper, ablation) or a YAML path")
+    sweep.add_argument("--resume", type=Path, metavar="SWEEP_DIR", help="continue an interrupted sweep")
+    sweep.set_defaults(handler=_cmd_sweep)
+
+    teacher = commands.add_parser("train-teacher", help="train (and export) a teacher or a teacher ensemble")
+    teacher.add_argument("config", type=Path, help="sweep YAML with train.stage: teacher")
+    teacher.add_argument("--export", type=Path, required=True)
+    teacher.add_argument("--ensemble", type=int, default=1, help="members, trained as parallel trials")
+    teacher.add_argument("--models", help="comma-separated architectures the members cycle through")
+    teacher.set_defaults(handler=_cmd_train_teacher)
+
+    best = commands.add_parser("best", help="rank a sweep's trials and export the best student(s)")
+    best.add_argument("sweep_dir", type=Path)
+    best.add_argument("--metric", default="val_top1")
+    best.add_argument("--mode", default="max", choices=["max", "min"])
+    best.add_argument("--top-k", type=int, default=1)
+    best.add_argument("--export", type=Path)
+    best.set_defaults(handler=_cmd_best)
+
+    evaluate = commands.add_parser("evaluate", help="top-1/top-5, per-class accuracy and confusion matrix")
+    evaluate.add_argument("checkpoint", type=Path, help="an exported model or ensemble directory")
+    evaluate.add_argument("--data", type=Path, required=True, help="shard directory (with dataset.json)")
+    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--clips", type=int, default=1, help="views per video, probabilities averaged")
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
+    ensemble = commands.add_parser("ensemble", help="ensemble a sweep's top-k students and compare")
+    ensemble.add_argument("sweep_dir", type=Path)
+    ensemble.add_argument("--top-k", type=int, default=3)
+    ensemble.add_argument("--data", type=Path, required=True)
+    ensemble.add_argument("--export", type=Path, required=True)
+    ensemble.add_argument("--metric", default="val_top1")
+    ensemble.add_argument("--split", default="val")
+    ensemble.add_argument("--clips", type=int, default=1)
+    ensemble.set_defaults(handler=_cmd_ensemble)
+
+    report = commands.add_parser("report", help="write a Markdown/HTML report with plots for a sweep")
+    report.add_argument("sweep_dir", type=Path)
+    report.add_argument("--out", type=Path, help="directory for report.md/report.html (default: SWEEP_DIR/report)")
+    report.add_argument("--metric", default="val_top1")
+    report.set_defaults(handler=_cmd_report)
 
     distill = commands.add_parser("distill", help="distil a student from a teacher")
     distill.add_argument(
@@ -66,8 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a subcommand. Bad inputs (files, fields, values) end with one clear line, not a traceback."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        print(f"specdistill {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,331 @@
+"""Data pipeline throughput and memory: one Python process decoding shards against the Ray Data
+pipeline that feeds Train workers (DESIGN.md section 4), on the same shards in the same run.
+
+Measured, in clips per second:
+
+* (a0) a bare loop that only decodes each clip's sampled frames with ``decode_clip`` (reference:
+  the floor set by PyAV itself);
+* (a) ``iterate_clips`` with training sampling in this process: decode, TSN sampling, random
+  resized crop and normalisation, i.e. the same work as the pipeline, in one process;
+* (b) ``clip_dataset`` → ``iter_torch_batches(collate_fn=ClipCollate())`` consumed here, with
+  ``ray.init(num_cpus=2)``.
+
+Each is run once to warm up (imports, Ray worker start-up), then ``--repeats`` times; the medians
+are reported. "Steady" counts only the clips delivered between 20 % and 80 % of a pass, so the
+per-pass start-up (planning, the first decode) and the final drain are left out; "whole pass"
+keeps them. Peak memory is the pipeline's proportional set size (PSS) summed over this process
+and all its descendants (GCS, raylet, Ray workers), sampled every 0.2 s during one pass over the
+dataset and over a copy four times as large: PSS splits shared pages (libraries, the object
+store's shared memory) between the processes that map them, so the sum counts each page once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from training.data.codec import decode_clip
+from training.data.embedded import SynthSpec, write_embedded_dataset
+from training.data.sampling import tsn_indices
+from training.data.shards import ClipRecord, DatasetWriter, load_manifest
+from training.data.stream import ClipCollate, ClipSampling, clip_dataset, iterate_clips
+
+MiB = 2**20
+STEADY_WINDOW = (0.2, 0.8)
+
+
+@dataclass(frozen=True)
+class Pass:
+    """One timed pass: clips delivered and when, from the start of iteration."""
+
+    clips: int
+    seconds: float
+    first_batch_s: float
+    steady_clips_per_s: float
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.clips / self.seconds
+
+
+def timed_pass(batches: Iterable[int]) -> Pass:
+    """Drain ``batches`` (each item: the number of clips in one batch) and time it."""
+    start = time.perf_counter()
+    stamps: list[tuple[float, int]] = []
+    delivered = 0
+    for size in batches:
+        delivered += size
+        stamps.append((time.perf_counter() - start, delivered))
+    low, high = (fraction * delivered for fraction in STEADY_WINDOW)
+    first = next(stamp for stamp in stamps if stamp[1] >= low)
+    last = next(stamp for stamp in stamps if stamp[1] >= high)
+    steady = (last[1] - first[1]) / (last[0] - first[0]) if last[0] > first[0] else float("nan")
+    return Pass(clips=delivered, seconds=stamps[-1][0], first_batch_s=stamps[0][0], steady_clips_per_s=steady)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    passes: list[Pass]
+
+    @property
+    def clips_per_s(self) -> float:
+        return statistics.median(p.clips_per_s for p in self.passes)
+
+    @property
+    def steady_clips_per_s(self) -> float:
+        return statistics.median(p.steady_clips_per_s for p in self.passes)
+
+    @property
+    def first_batch_s(self) -> float:
+        return statistics.median(p.first_batch_s for p in self.passes)
+
+
+def measure(name: str, run_pass: Callable[[], Iterable[int]], repeats: int) -> Measurement:
+    """One discarded warm-up pass, then ``repeats`` timed ones."""
+    timed_pass(run_pass())
+    measurement = Measurement(name, [timed_pass(run_pass()) for _ in range(repeats)])
+    print(f"  {name}: {measurement.steady_clips_per_s:.0f} clips/s steady, {measurement.clips_per_s:.0f} whole pass")
+    return measurement
+
+
+def bare_decode(paths: Sequence[str], num_frames: int, batch_size: int) -> Iterator[int]:
+    """Only PyAV: decode each clip's TSN-sampled frames at the stored size, nothing else."""
+    rng = np.random.default_rng(0)
+    for path in paths:
+        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["video", "num_frames"]):
+            videos, available = record_batch.column("video"), record_batch.column("num_frames")
+            for video, count in zip(videos, available, strict=True):
+                decode_clip(video.as_py(), tsn_indices(count.as_py(), num_frames, rng).tolist())
+            yield len(record_batch)
+
+
+def in_process_batches(paths: Sequence[str], sampling: ClipSampling, batch_size: int) -> Iterator[int]:
+    for batch in iterate_clips(paths, sampling, batch_size=batch_size):
+        yield len(batch.labels)
+
+
+def ray_batches(dataset, batch_size: int, prefetch_batches: int) -> Iterator[int]:
+    """Consume ``dataset`` as a Train worker does: torch batches through ``ClipCollate``."""
+    iterator = dataset.iterator().iter_torch_batches(
+        batch_size=batch_size, collate_fn=ClipCollate(), prefetch_batches=prefetch_batches
+    )
+    for batch in iterator:
+        yield len(batch.labels)
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and all its descendants, from ``/proc`` (Ray's workers are children of its raylet,
+    itself a child of the process that called ``ray.init``)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited since the listing
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])  # the name in parentheses may hold spaces
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, frontier = [root], [root]
+    while frontier:
+        frontier = [child for pid in frontier for child in children.get(pid, [])]
+        tree += frontier
+    return tree
+
+
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """``(Pss, Rss)`` of one process in KiB; ``(0, 0)`` once it has exited."""
+    try:
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    except OSError:
+        return 0, 0
+    fields = {line.split(":")[0]: int(line.split()[1]) for line in lines[1:] if line.endswith("kB")}
+    return fields.get("Pss", 0), fields.get("Rss", 0)
+
+
+class PeakMemory:
+    """Context manager sampling the summed PSS and RSS of this process tree in a thread, keeping peaks."""
+
+    def __init__(self, interval_s: float = 0.2) -> None:
+        self.interval_s = interval_s
+        self.peak_pss = self.peak_rss = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_until_stopped, daemon=True)
+
+    def sample(self) -> tuple[int, int]:
+        """Current ``(PSS, RSS)`` sums in bytes."""
+        totals = [_memory_kib(pid) for pid in _process_tree(os.getpid())]
+        return sum(t[0] for t in totals) * 1024, sum(t[1] for t in totals) * 1024
+
+    def _sample_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            pss, rss = self.sample()
+            self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@dataclass(frozen=True)
+class MemoryPeak:
+    clips: int
+    idle_pss: int
+    peak_pss: int
+    peak_rss: int
+
+
+def pipeline_memory(paths: Sequence[str], sampling: ClipSampling, args: argparse.Namespace) -> MemoryPeak:
+    """Peak memory of the process tree over one pass of the Ray pipeline over ``paths``."""
+    dataset = clip_dataset(paths, sampling, decode_batch_size=args.decode_batch_size)
+    with PeakMemory() as memory:
+        idle_pss = memory.sample()[0]
+        result = timed_pass(ray_batches(dataset, args.batch_size, args.prefetch_batches))
+    return MemoryPeak(clips=result.clips, idle_pss=idle_pss, peak_pss=memory.peak_pss, peak_rss=memory.peak_rss)
+
+
+def repeat_dataset(source: Path, out: Path, times: int) -> list[str]:
+    """``times`` copies of ``source``'s training clips, written through the same shard writer, so a
+    larger dataset has the same layout rules without rendering it (which would dominate the run)."""
+    manifest = load_manifest(source)
+    table = pq.read_table(manifest.shard_paths(source, "train"))
+    with DatasetWriter(out, manifest.classes, source=f"{manifest.source}×{times}") as writer:
+        for copy in range(times):
+            for row in table.to_pylist():
+                writer.write("train", ClipRecord(**{**row, "clip_id": f"{row['clip_id']}-{copy}"}))
+    return load_manifest(out).shard_paths(out, "train")
+
+
+def configure_ray_data(args: argparse.Namespace) -> None:
+    """Process-wide Ray Data settings; a dataset captures them when it is created."""
+    import ray.data
+
+    # Per-pass INFO lines ("Starting execution of Dataset …") would drown the report; they stay in
+    # the session's ray-data.log at WARNING and above.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    # Blocks bound both parallelism and memory: the reader emits one block per ``target_max_block_size``
+    # of encoded clips (one small shard is one 128 MiB block by default, i.e. one decode task and no
+    # parallelism) and each decode task holds its output up to that size before handing it on.
+    context.target_max_block_size = args.target_block_mib * MiB
+    context.use_datasource_v2 = not args.parquet_v1
+
+
+def start_ray(args: argparse.Namespace) -> None:
+    # Parquet V2 listing starts a pool of footer-reading actors (32 by default) for every pass; on
+    # two cores that is seconds of process start-up per epoch for a few footers. Workers inherit
+    # this environment from the raylet that ray.init starts.
+    os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", str(args.footer_actors))
+    import ray
+
+    ray.init(
+        num_cpus=args.num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        object_store_memory=args.object_store_mib * MiB,
+        logging_level="WARNING",
+    )
+    configure_ray_data(args)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    data = parser.add_argument_group("dataset (the embedded motion dataset, rendered into a temporary directory)")
+    data.add_argument("--clips-per-class", type=int, default=100, help="1× size; 80%% of it is the train split")
+    data.add_argument("--frames", type=int, default=16, help="frames per stored clip")
+    data.add_argument("--size", type=int, default=64, help="stored frame side and training crop side, pixels")
+    data.add_argument("--scale", type=int, default=4, help="the larger dataset for the memory check is this × 1×")
+    sampling = parser.add_argument_group("sampling and batching")
+    sampling.add_argument("--num-frames", type=int, default=8, help="frames sampled per clip (TSN)")
+    sampling.add_argument("--batch-size", type=int, default=16)
+    sampling.add_argument("--repeats", type=int, default=3, help="timed passes per measurement (after one warm-up)")
+    pipeline = parser.add_argument_group("Ray Data knobs")
+    pipeline.add_argument("--num-cpus", type=int, default=2, help="ray.init(num_cpus=...)")
+    pipeline.add_argument("--decode-batch-size", type=int, default=8, help="clip_dataset(decode_batch_size=...)")
+    pipeline.add_argument("--prefetch-batches", type=int, default=1, help="iter_torch_batches(prefetch_batches=...)")
+    pipeline.add_argument(
+        "--target-block-mib", type=int, default=2, help="DataContext.target_max_block_size (Ray: 128)"
+    )
+    pipeline.add_argument("--footer-actors", type=int, default=1, help="RAY_DATA_PARQUET_FOOTER_NUM_ACTORS (Ray: 32)")
+    pipeline.add_argument("--parquet-v1", action="store_true", help="read with the V1 Parquet datasource")
+    pipeline.add_argument("--object-store-mib", type=int, default=1024, help="ray.init(object_store_memory=...)")
+    return parser.parse_args()
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def main() -> None:
+    args = parse_args()
+    sampling = ClipSampling(num_frames=args.num_frames, size=args.size, train=True)
+    with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
+        root = Path(tmp) / "1x"
+        spec = SynthSpec(clips_per_class=args.clips_per_class, num_frames=args.frames, size=args.size, seed=0)
+        write_embedded_dataset(root, spec, workers=os.cpu_count() or 1)
+        paths = load_manifest(root).shard_paths(root, "train")
+        scaled_paths = repeat_dataset(root, Path(tmp) / f"{args.scale}x", args.scale)
+        clips = load_manifest(root).splits["train"].clips
+        load_before = _load()
+        print(
+            f"{clips} training clips, {args.frames}×{args.size}² stored, {args.num_frames} sampled; load {load_before}"
+        )
+
+        bare = measure(
+            "(a0) bare decode_clip loop", lambda: bare_decode(paths, args.num_frames, args.batch_size), args.repeats
+        )
+        single = measure(
+            "(a) iterate_clips, 1 process", lambda: in_process_batches(paths, sampling, args.batch_size), args.repeats
+        )
+        start_ray(args)
+        dataset = clip_dataset(paths, sampling, decode_batch_size=args.decode_batch_size)
+        ray_pipeline = measure(
+            f"(b) Ray Data, num_cpus={args.num_cpus}",
+            lambda: ray_batches(dataset, args.batch_size, args.prefetch_batches),
+            args.repeats,
+        )
+        memory = [pipeline_memory(paths, sampling, args), pipeline_memory(scaled_paths, sampling, args)]
+        load_after = _load()
+
+    print()
+    print("| measurement | clips/s, steady | clips/s, whole pass | first batch, s |")
+    print("|---|---:|---:|---:|")
+    for m in (bare, single, ray_pipeline):
+        print(f"| {m.name} | {m.steady_clips_per_s:.0f} | {m.clips_per_s:.0f} | {m.first_batch_s:.2f} |")
+    print()
+    print("| dataset | clips | PSS idle, MiB | peak PSS, MiB | peak RSS sum, MiB |")
+    print("|---|---:|---:|---:|---:|")
+    for label, peak in zip(("1×", f"{args.scale}×"), memory, strict=True):
+        print(
+            f"| {label} | {peak.clips} | {peak.idle_pss / MiB:.0f} | {peak.peak_pss / MiB:.0f} | {peak.peak_rss / MiB:.0f} |"
+        )
+    print()
+    print(f"load average (1, 5, 15 min): {load_before} before, {load_after} after")
+    print(
+        f"ratio (b)/(a): {ray_pipeline.steady_clips_per_s / single.steady_clips_per_s:.2f} steady, "
+        f"{ray_pipeline.clips_per_s / single.clips_per_s:.2f} whole pass"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""The sweep YAML: the base training config plus how Tune runs trials. Validated completely —
+training config, search space and resources — before Ray starts, with errors naming the field.
+
+```yaml
+name: demo-distill
+storage_path: ../runs            # local path, NFS mount or s3://… (relative to this file)
+search_space: quick              # a shipped name or a YAML path
+train: {stage: distill, data: {path: ../data}, model: tsm_mobilenet_v2, teachers: [../teacher]}
+tune: {num_samples: 8, max_concurrent_trials: 2, metric: val_top1, mode: max, seed: 0}
+resources: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0}
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from search_spaces import SearchSpace, describe_errors, load_space
+from training.checkpoint import exported_members
+from training.config import TrainConfig
+from training.data.shards import load_manifest
+
+
+class Asha(BaseModel):
+    """ASHA on the validation metric, in epochs (one report per epoch)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    grace_period: int = Field(1, ge=1)
+    reduction_factor: float = Field(2.0, gt=1)
+
+
+class TuneSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_samples: int = Field(8, ge=1, description="trials for an Optuna space; repeats of the grid for variants")
+    max_concurrent_trials: int = Field(1, ge=1)
+    metric: str = "val_top1"
+    mode: Literal["max", "min"] = "max"
+    seed: int = 0
+    scheduler: Literal["asha", "fifo"] = "asha"
+    asha: Asha = Field(default_factory=Asha)
+    max_failures: int = Field(1, ge=0, description="restarts of a crashed trial (it resumes from its checkpoint)")
+    keep_checkpoints: int = Field(2, ge=1)
+
+
+class Resources(BaseModel):
+    """Per trial: ``workers`` Train workers (1 = run in the trial itself), each with these resources."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workers: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    gpus_per_worker: float = Field(0.0, ge=0)
+    worker_max_failures: int = Field(1, ge=0, description="worker-group restarts inside a multi-worker trial")
+
+    @model_validator(mode="after")
+    def _gpu_fraction_only_alone(self) -> Resources:
+        if self.workers > 1 and 0 < self.gpus_per_worker < 1:
+            raise ValueError("gpus_per_worker must be a whole number with several workers (one process per GPU)")
+        return self
+
+
+class SweepConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    storage_path: str = "runs"
+    search_space: str = "quick"
+    train: TrainConfig
+    tune: TuneSettings = Field(default_factory=TuneSettings)
+    resources: Resources = Field(default_factory=Resources)
+
+    @property
+    def sweep_dir(self) -> str:
+        return f"{self.storage_path.rstrip('/')}/{self.name}"
+
+
+def _is_uri(path: str) -> bool:
+    return "://" in path
+
+
+def load_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[SweepConfig, SearchSpace]:
+    """Read, resolve (paths relative to the YAML) and validate a sweep config and its search space."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"sweep config {path} not found")
+    try:
+        payload = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    try:
+        config = SweepConfig.model_validate(payload)
+    except ValidationError as error:
+        raise ValueError(f"{path}: {describe_errors(error)}") from None
+    base = path.parent.resolve()
+    storage = config.storage_path if _is_uri(config.storage_path) else str((base / config.storage_path).resolve())
+    config = config.model_copy(update={"train": config.train.resolved(base), "storage_path": storage})
+    if space is not None:
+        config = config.model_copy(update={"search_space": space})
+    named = config.search_space
+    search_space = load_space(base / named if named.endswith((".yaml", ".yml")) else named)
+    search_space.check_against(config.train)
+    check_inputs(config.train, path)
+    return config, search_space
+
+
+def check_inputs(train: TrainConfig, source: Path) -> None:
+    """The data and teachers a config names must exist before any trial starts."""
+    try:
+        manifest = load_manifest(train.data.path)
+        for split in (train.data.train_split, train.data.val_split):
+            manifest.shard_paths(Path(train.data.path), split)
+        for teacher in train.teachers:
+            exported_members(teacher)
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(f"{source}: {error}") from error

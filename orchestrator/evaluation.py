@@ -1,0 +1,163 @@
+"""``specdistill evaluate`` and ``specdistill ensemble``: held-out accuracy of exported models.
+
+Evaluation decodes in-process with deterministic sampling (``k`` interleaved views per clip,
+softmax probabilities averaged over views), so two runs give identical numbers. An ensemble
+averages its members' probabilities; members are scored as parallel Ray tasks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from training.checkpoint import ModelCard, exported_members, load_exported, write_ensemble
+from training.data.shards import load_manifest
+from training.data.stream import ClipSampling, iterate_clips
+from training.metrics import confusion_matrix
+
+
+@dataclass
+class Probabilities:
+    """``probs``: ``N×C`` class probabilities, ``labels``: ``N``; ``skipped``: undecodable clips."""
+
+    probs: np.ndarray
+    labels: np.ndarray
+    skipped: int
+    classes: list[str]
+
+
+def model_probabilities(
+    export_dir: str | Path, data_dir: str | Path, *, split: str = "val", clips: int = 1, batch_size: int = 16
+) -> Probabilities:
+    """Run one exported model over a split of a shard directory."""
+    model, card = load_exported(export_dir)
+    manifest = load_manifest(data_dir)
+    if manifest.classes != card.classes:
+        raise ValueError(f"{export_dir} was trained on other classes than {data_dir}/dataset.json lists")
+    sampling = ClipSampling(num_frames=card.num_frames, size=card.size, train=False, clips=clips)
+    probs, labels, skipped = [], [], 0
+    with torch.no_grad():
+        for batch in iterate_clips(manifest.shard_paths(Path(data_dir), split), sampling, batch_size=batch_size):
+            skipped += batch.skipped
+            if not len(batch.labels):
+                continue
+            views = batch.clips.shape[1] if batch.clips.dim() == 6 else 1
+            logits = model(batch.clips.flatten(0, 1) if views > 1 else batch.clips).logits
+            probs.append(logits.softmax(dim=1).unflatten(0, (-1, views)).mean(dim=1).numpy())
+            labels.append(batch.labels.numpy())
+    if not probs:
+        raise ValueError(f"{data_dir}: split {split!r} has no decodable clip")
+    return Probabilities(np.concatenate(probs), np.concatenate(labels), skipped, card.classes)
+
+
+@dataclass
+class EvaluationReport:
+    top1: float
+    top5: float
+    per_class: dict[str, float]
+    confusion: np.ndarray
+    clips: int
+    skipped: int
+
+    def render(self) -> str:
+        lines = [f"top-1 {self.top1:.4f}  top-5 {self.top5:.4f}  on {self.clips} clips ({self.skipped} skipped)"]
+        width = max(len(name) for name in self.per_class)
+        lines += [f"  {name:<{width}}  {accuracy:.3f}" for name, accuracy in self.per_class.items()]
+        lines.append("confusion (rows: true class, columns: predicted, in class order):")
+        lines += ["  " + " ".join(f"{v:3d}" for v in row) for row in self.confusion.tolist()]
+        return "\n".join(lines)
+
+
+def score(result: Probabilities) -> EvaluationReport:
+    probs, labels = torch.from_numpy(result.probs), torch.from_numpy(result.labels)
+    top = probs.topk(min(5, probs.shape[1]), dim=1).indices
+    confusion = confusion_matrix(top[:, 0], labels, len(result.classes)).numpy()
+    totals = confusion.sum(axis=1)
+    per_class = {
+        name: float(confusion[i, i] / totals[i]) if totals[i] else float("nan") for i, name in enumerate(result.classes)
+    }
+    return EvaluationReport(
+        top1=float((top[:, 0] == labels).float().mean()),
+        top5=float((top == labels[:, None]).any(dim=1).float().mean()),
+        per_class=per_class,
+        confusion=confusion,
+        clips=len(labels),
+        skipped=result.skipped,
+    )
+
+
+def _members_probabilities(members: list[Path], data_dir: str | Path, split: str, clips: int) -> list[Probabilities]:
+    """Score members as parallel Ray tasks when there are several (one CPU each)."""
+    if len(members) == 1:
+        return [model_probabilities(members[0], data_dir, split=split, clips=clips)]
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(log_to_driver=False)
+    task = ray.remote(num_cpus=1)(model_probabilities)
+    refs = [task.remote(str(m), str(data_dir), split=split, clips=clips) for m in members]
+    return ray.get(refs)
+
+
+def evaluate_export(path: str | Path, data_dir: str | Path, *, split: str = "val", clips: int = 1) -> EvaluationReport:
+    """Evaluate an exported model or ensemble (mean of the members' probabilities)."""
+    results = _members_probabilities(exported_members(path), data_dir, split, clips)
+    mean = np.mean([r.probs for r in results], axis=0)
+    return score(Probabilities(mean, results[0].labels, results[0].skipped, results[0].classes))
+
+
+@dataclass
+class EnsembleReport:
+    ensemble: EvaluationReport
+    members: list[tuple[Path, EvaluationReport]]
+
+    def render(self) -> str:
+        best = max(report.top1 for _, report in self.members)
+        lines = [f"{'member':<40}{'top-1':>8}{'top-5':>8}"]
+        lines += [f"{path!s:<40}{r.top1:>8.4f}{r.top5:>8.4f}" for path, r in self.members]
+        lines.append(f"{'ensemble (mean probabilities)':<40}{self.ensemble.top1:>8.4f}{self.ensemble.top5:>8.4f}")
+        lines.append(f"ensemble − best member: {self.ensemble.top1 - best:+.4f} top-1")
+        return "\n".join(lines)
+
+
+def build_ensemble(
+    sweep_dir: str | Path,
+    directory: str | Path,
+    data_dir: str | Path,
+    *,
+    top_k: int,
+    metric: str = "val_top1",
+    mode: str = "max",
+    split: str = "val",
+    clips: int = 1,
+) -> EnsembleReport:
+    """Export the top-``k`` trials as an ensemble directory and score it against its members."""
+    from orchestrator.selection import export_best
+
+    if top_k < 2:
+        raise ValueError(f"an ensemble needs top_k >= 2, got {top_k}")
+    members = export_best(sweep_dir, directory, metric=metric, mode=mode, top_k=top_k)
+    results = _members_probabilities(members, data_dir, split, clips)
+    reports = [(member, score(result)) for member, result in zip(members, results, strict=True)]
+    mean = np.mean([r.probs for r in results], axis=0)
+    ensemble = score(Probabilities(mean, results[0].labels, results[0].skipped, results[0].classes))
+    write_ensemble(Path(directory), members, {"sweep": str(sweep_dir), "metric": metric, "val_top1": ensemble.top1})
+    return EnsembleReport(ensemble, reports)
+
+
+def cpu_latency_ms(card_model: tuple[torch.nn.Module, ModelCard], *, repeats: int = 10) -> float:
+    """Median single-clip forward time on CPU (batch 1), the figure that matters for deployment."""
+    model, card = card_model
+    clip = torch.randn(1, 3, card.num_frames, card.size, card.size)
+    timings = []
+    with torch.no_grad():
+        model(clip)
+        for _ in range(repeats):
+            started = time.perf_counter()
+            model(clip)
+            timings.append(time.perf_counter() - started)
+    return float(np.median(timings) * 1000)

@@ -1,0 +1,57 @@
+"""A one-line-per-event progress display for sweeps (Tune's own table prints every trial's whole
+config on each update, which buries the numbers on a terminal)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ray.tune import Callback
+
+
+class SweepProgress(Callback):
+    """Prints each trial's epochs as they are reported, and how each trial ended."""
+
+    def __init__(self, metric: str, epochs: int, echo: Callable[[str], None] = print) -> None:
+        self.metric, self.epochs, self.echo = metric, epochs, echo
+        self.started = time.perf_counter()
+        self.best: float | None = None
+        self.names: dict[str, int] = {}
+
+    def _name(self, trial: Any) -> str:
+        number = self.names.setdefault(trial.trial_id, len(self.names) + 1)
+        return f"trial {number:>2} ({trial.trial_id})"
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        overrides = trial.config.get("overrides") or {}
+        if "variant" in trial.config:
+            overrides = {"variant": trial.config["variant"], "seed": trial.config["seed"]}
+        chosen = ", ".join(
+            f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
+            for k, v in overrides.items()
+        )
+        self.echo(f"[{self._elapsed()}] {self._name(trial)} started: {chosen or 'base config'}")
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        value = result.get(self.metric)
+        if isinstance(value, int | float):
+            self.best = value if self.best is None else max(self.best, value)
+        self.echo(
+            f"[{self._elapsed()}] {self._name(trial)} epoch {result.get('epoch', '?')}/{self.epochs}  "
+            f"{self.metric}={value:.3f}  train_loss={result.get('train_loss', float('nan')):.3f}  "
+            f"{result.get('clips_per_s', 0):.0f} clips/s  (best so far {self.best:.3f})"
+        )
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        last = trial.last_result or {}
+        early = last.get("epoch", self.epochs) < self.epochs
+        how = "stopped early by ASHA" if early else "finished"
+        self.echo(f"[{self._elapsed()}] {self._name(trial)} {how} at epoch {last.get('epoch', '?')}")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.echo(f"[{self._elapsed()}] {self._name(trial)} FAILED: see {trial.local_path}/error.txt")
+
+    def _elapsed(self) -> str:
+        seconds = int(time.perf_counter() - self.started)
+        return f"{seconds // 60:02d}:{seconds % 60:02d}"

@@ -1,0 +1,87 @@
+"""The Tune function trainable every sweep runs: one trial = one training run.
+
+One worker: the loop runs right here in the trial process through a ``TuneSession`` — no nested
+trainer, no extra actors, so a trial costs seconds of overhead. Several workers: the trial is the
+"Train driver" of the Ray Train V2 pattern and launches a ``TorchTrainer`` whose reports
+``TuneReportCallback`` forwards to Tune, so both paths report the same metrics. The Train run is
+named after the trial, so a retried trial resumes the same run from its checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from search_spaces import OVERRIDES_KEY
+from training.config import TrainConfig, with_overrides
+from training.data.shards import load_manifest
+from training.data.stream import clip_dataset
+from training.loop import run_training, samplings, train_loop_per_worker
+
+TRAIN_RUNS_DIR = "train_runs"
+
+
+def trial_config(config: dict[str, Any]) -> TrainConfig:
+    """The trial's training config: the sweep's base with the searched (or grid) overrides applied."""
+    base = TrainConfig.model_validate(config["train"])
+    overrides = {"seed": config["seed"]} if "seed" in config else {}
+    overrides |= config.get(OVERRIDES_KEY) or {}
+    variant = config.get("variant")
+    if variant is not None:
+        overrides |= config["variants"][variant]
+    return with_overrides(base, overrides)
+
+
+def specdistill_trial(config: dict[str, Any]) -> None:
+    """Tune trainable. ``config``: ``train`` (base TrainConfig dict), ``resources``, ``train_runs``
+    (where multi-worker runs keep their checkpoints), plus ``overrides`` or ``variant``/``seed``."""
+    import ray.tune
+
+    cfg = trial_config(config)
+    manifest = load_manifest(cfg.data.path)
+    root = Path(cfg.data.path)
+    train_paths = manifest.shard_paths(root, cfg.data.train_split)
+    val_paths = manifest.shard_paths(root, cfg.data.val_split)
+    train_sampling, val_sampling = samplings(cfg)
+    resources = config["resources"]
+    payload = cfg.model_dump(mode="json")
+
+    def train_dataset():  # -> ray.data.Dataset, built where it is consumed
+        return clip_dataset(train_paths, train_sampling, decode_batch_size=cfg.data.decode_batch_size)
+
+    if resources["workers"] == 1:
+        from training.session import TuneSession
+
+        run_training(payload, TuneSession(train_dataset(), val_paths, val_sampling))
+        return
+
+    import ray.train
+    from ray.train.torch import TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    trial_id = ray.tune.get_context().get_trial_id()
+    use_gpu = resources["gpus_per_worker"] > 0
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config=payload | {"_trial_id": trial_id},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=resources["workers"],
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": resources["cpus_per_worker"]}
+            | ({"GPU": resources["gpus_per_worker"]} if use_gpu else {}),
+        ),
+        datasets={"train": train_dataset},
+        dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
+        run_config=ray.train.RunConfig(
+            name=f"train-{trial_id}",
+            storage_path=config["train_runs"],
+            checkpoint_config=ray.train.CheckpointConfig(
+                num_to_keep=config["keep_checkpoints"],
+                checkpoint_score_attribute=config["metric"],
+                checkpoint_score_order=config["mode"],
+            ),
+            failure_config=ray.train.FailureConfig(max_failures=resources["worker_max_failures"]),
+            callbacks=[TuneReportCallback()],
+        ),
+    )
+    trainer.fit()

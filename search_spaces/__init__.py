@@ -1,0 +1,146 @@
+"""Named search spaces (``quick``, ``paper``, ``ablation``): loading, validation, and the Optuna
+define-by-run function Tune samples from.
+
+A space is data, not code. Either ``parameters`` (searched by Optuna TPE), each a dotted path into
+the training config with a distribution and an optional ``when`` condition on earlier choices
+(``collaboration.mutual_temperature`` only when ``collaboration.mode`` is ``mutual``); or
+``variants`` (a grid: named sets of overrides, each run once per seed in ``seeds``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from training.config import TrainConfig, with_overrides
+
+SPACES_DIR = Path(__file__).parent
+OVERRIDES_KEY = "overrides"
+
+
+class Parameter(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+    when: dict[str, Any] = Field(default_factory=dict, description="sample only when earlier choices match")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Parameter:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs a non-empty 'choices' list")
+            return self
+        if self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError(f"a {self.type} parameter needs low < high, got low={self.low}, high={self.high}")
+        if self.log and self.low <= 0:
+            raise ValueError(f"log scale needs low > 0, got low={self.low}")
+        return self
+
+    def extremes(self) -> list[Any]:
+        """Values that must all be valid for the training config (checked before Ray starts)."""
+        if self.type == "categorical":
+            return list(self.choices or [])
+        cast = int if self.type == "int" else float
+        return [cast(self.low), cast(self.high)]
+
+
+class SearchSpace(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Parameter] = Field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SearchSpace:
+        if bool(self.parameters) == bool(self.variants):
+            raise ValueError("a search space needs exactly one of 'parameters' (Optuna) or 'variants' (grid)")
+        seen: set[str] = set()
+        for path, parameter in self.parameters.items():
+            for condition in parameter.when:
+                if condition not in seen:
+                    raise ValueError(f"parameters.{path}.when names {condition!r}, not a parameter listed before it")
+            seen.add(path)
+        if not self.seeds:
+            raise ValueError("seeds is empty")
+        return self
+
+    @property
+    def kind(self) -> Literal["optuna", "grid"]:
+        return "optuna" if self.parameters else "grid"
+
+    def check_against(self, base: TrainConfig) -> None:
+        """Refuse, before any trial runs, a path that does not exist or a value the config refuses."""
+        for path, parameter in self.parameters.items():
+            for value in parameter.extremes():
+                fixed = {k: p.extremes()[0] for k, p in self.parameters.items() if k in parameter.when}
+                fixed |= parameter.when
+                try:
+                    with_overrides(base, fixed | {path: value})
+                except ValueError as error:
+                    raise ValueError(f"search space {self.name!r}, parameters.{path} = {value!r}: {error}") from error
+        for name, overrides in self.variants.items():
+            try:
+                with_overrides(base, overrides)
+            except ValueError as error:
+                raise ValueError(f"search space {self.name!r}, variants.{name}: {error}") from error
+
+    def define_by_run(self) -> Callable[[Any], None]:
+        """Optuna define-by-run: suggests ``overrides/<path>`` so Tune nests them as ``config["overrides"]``."""
+        parameters = dict(self.parameters)
+
+        def sample(trial: Any) -> None:
+            chosen: dict[str, Any] = {}
+            for path, p in parameters.items():
+                if any(chosen.get(key) != value for key, value in p.when.items()):
+                    continue
+                name = f"{OVERRIDES_KEY}/{path}"
+                if p.type == "categorical":
+                    chosen[path] = trial.suggest_categorical(name, p.choices)
+                elif p.type == "int":
+                    chosen[path] = trial.suggest_int(name, int(p.low), int(p.high), log=p.log)
+                else:
+                    chosen[path] = trial.suggest_float(name, p.low, p.high, log=p.log)
+
+        return sample
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+
+
+def load_space(name_or_path: str | Path) -> SearchSpace:
+    """A shipped space by name (``quick``) or any YAML file; errors name the file and the field."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SPACES_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise FileNotFoundError(f"no search space named {name_or_path!r}; shipped: {', '.join(available())}")
+    if not path.is_file():
+        raise FileNotFoundError(f"search space file {path} not found")
+    try:
+        payload = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from error
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    payload.setdefault("name", path.stem)
+    try:
+        return SearchSpace.model_validate(payload)
+    except ValidationError as error:
+        raise ValueError(f"{path}: {describe_errors(error)}") from None
+
+
+def describe_errors(error: ValidationError) -> str:
+    """Pydantic's errors as ``field.path: message`` lines, which is what a YAML author needs."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in error.errors())

@@ -1,0 +1,107 @@
+"""Sweep configs and search spaces are refused before Ray starts, with the field named."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.config import load_sweep_config
+from search_spaces import available, load_space
+from training.config import TrainConfig, with_overrides
+
+
+def test_shipped_spaces_load_and_fit_a_distillation_config(write_sweep) -> None:
+    assert {"quick", "paper", "ablation"} <= set(available())
+    for name in ("quick", "paper", "ablation"):
+        config, space = load_sweep_config(write_sweep(space=name))
+        assert space.name == name
+        assert config.train.teachers[0].startswith("/")
+
+
+@pytest.mark.parametrize(
+    ("sections", "match"),
+    [
+        ({"tune": {"num_sampels": 3}}, r"tune\.num_sampels: Extra inputs are not permitted"),
+        ({"train": {"objective": {"kd_temperature": -1.0}}}, r"train\.objective\.kd_temperature: .*greater than 0"),
+        ({"train": {"collaboration": {"mode": "both"}}}, r"train\.collaboration\.mode"),
+        ({"resources": {"workers": 0}}, r"resources\.workers"),
+        ({"name": "has spaces"}, r"name: String should match pattern"),
+    ],
+)
+def test_bad_sweep_fields_are_named(write_sweep, sections: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_sweep_config(write_sweep(**sections))
+
+
+@pytest.mark.parametrize(
+    ("space", "match"),
+    [
+        ({}, "exactly one of 'parameters'"),
+        ({"parameters": {}}, "exactly one of 'parameters'"),
+        ({"parameters": {"objective.kd_temperature": {"type": "float", "low": -2, "high": 4}}}, "kd_temperature"),
+        ({"parameters": {"objective.kd_wieght": {"type": "float", "low": 0.1, "high": 1}}}, "no field 'kd_wieght'"),
+        ({"parameters": {"optim.lr": {"type": "float", "low": 0, "high": 1, "log": True}}}, "log scale needs low > 0"),
+        ({"parameters": {"optim.lr": {"type": "float", "low": 1, "high": 0.1}}}, "low < high"),
+        ({"parameters": {"collaboration.mode": {"type": "categorical"}}}, "non-empty 'choices'"),
+        (
+            {
+                "parameters": {
+                    "collaboration.mutual_temperature": {
+                        "type": "float",
+                        "low": 1,
+                        "high": 4,
+                        "when": {"collaboration.mode": "mutual"},
+                    }
+                }
+            },
+            "not a parameter listed before it",
+        ),
+        ({"variants": {"broken": {"objective.spectrum_weight": -1}}}, r"variants\.broken"),
+    ],
+)
+def test_bad_search_spaces_are_refused_naming_the_parameter(write_sweep, space: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_sweep_config(write_sweep(space=space))
+
+
+def test_missing_teacher_or_data_is_refused_before_ray(write_sweep, tmp_path) -> None:
+    with pytest.raises(ValueError, match="not an exported model"):
+        load_sweep_config(write_sweep(train={"teachers": [str(tmp_path / "nowhere")]}))
+
+
+def test_cli_refuses_bad_yaml_with_one_line_and_no_ray(write_sweep, capsys) -> None:
+    import ray
+
+    code = main(["sweep", str(write_sweep(tune={"num_samples": -1}))])
+    assert code == 2
+    assert "tune.num_samples" in capsys.readouterr().err
+    assert not ray.is_initialized()
+
+
+def test_unknown_space_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(FileNotFoundError, match="quick"):
+        load_space("does-not-exist")
+
+
+def test_define_by_run_samples_conditionals_only_when_their_condition_holds() -> None:
+    import optuna
+
+    space = load_space("quick")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen_modes = set()
+    for _ in range(12):
+        trial = study.ask()
+        space.define_by_run()(trial)
+        mode = trial.params["overrides/collaboration.mode"]
+        seen_modes.add(mode)
+        assert ("overrides/collaboration.mutual_temperature" in trial.params) == (mode == "mutual")
+        study.tell(trial, 0.0)
+    assert seen_modes == {"frozen", "mutual"}
+
+
+def test_overrides_apply_by_dotted_path_and_revalidate() -> None:
+    base = TrainConfig(stage="distill", data={"path": "d"}, model="tsm_mobilenet_v2", teachers=["t"])
+    changed = with_overrides(base, {"objective.kd_weight": 0.25, "optim.lr": 0.01})
+    assert (changed.objective.kd_weight, changed.optim.lr) == (0.25, 0.01)
+    with pytest.raises(ValueError, match="greater than 0"):
+        with_overrides(base, {"objective.parameter_temperature": 0})

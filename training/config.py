@@ -1,0 +1,101 @@
+"""Everything one training run needs, as one validated config (the worker trusts it afterwards).
+
+The same model serves both stages: ``teacher`` trains ``model`` with cross-entropy alone;
+``distill`` trains ``model`` as the student of the exported checkpoints in ``teachers`` with
+``objective`` and ``collaboration``. A sweep's searched values land in this structure by path
+(``objective.kd_weight``), so a bad value is refused here with the field's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from training.losses.config import CollaborationConfig, ObjectiveConfig
+
+
+class DataConfig(BaseModel):
+    """Where the shards are and how clips are sampled. ``flip`` only when mirroring keeps labels."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(description="directory holding dataset.json and the shards")
+    train_split: str = "train"
+    val_split: str = "val"
+    num_frames: int = Field(8, ge=1)
+    size: int = Field(64, ge=8)
+    flip: bool = False
+    min_scale: float = Field(0.6, gt=0, le=1)
+    eval_clips: int = Field(1, ge=1)
+    decode_batch_size: int = Field(8, ge=1)
+
+
+class OptimConfig(BaseModel):
+    """AdamW with a one-cycle schedule over the whole run; ``teacher_lr`` is the teacher's in mutual mode."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lr: float = Field(3e-3, gt=0)
+    teacher_lr: float = Field(2e-4, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    warmup_fraction: float = Field(0.15, gt=0, lt=1)
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(16, ge=1)
+    max_steps_per_epoch: int | None = Field(None, ge=1, description="cap an epoch (smoke tests)")
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stage: Literal["teacher", "distill"]
+    data: DataConfig
+    model: str
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    teachers: list[str] = Field(default_factory=list, description="exported teacher checkpoint directories")
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    collaboration: CollaborationConfig = Field(default_factory=CollaborationConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    @model_validator(mode="after")
+    def _stage_has_what_it_needs(self) -> TrainConfig:
+        if self.stage == "distill" and not self.teachers:
+            raise ValueError("teachers is empty: the distill stage needs at least one exported teacher checkpoint")
+        if self.stage == "teacher" and self.teachers:
+            raise ValueError("teachers must be empty for the teacher stage (it trains with cross-entropy only)")
+        if self.collaboration.mode == "mutual" and len(self.teachers) > 1:
+            raise ValueError(
+                f"collaboration.mode=mutual trains one teacher alongside the student; got {len(self.teachers)} teachers"
+            )
+        return self
+
+    def resolved(self, base: Path) -> TrainConfig:
+        """Paths made absolute against ``base`` (the YAML's directory): workers chdir into trial dirs."""
+        data = self.data.model_copy(update={"path": str((base / self.data.path).resolve())})
+        teachers = [str((base / t).resolve()) for t in self.teachers]
+        return self.model_copy(update={"data": data, "teachers": teachers})
+
+
+def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """``config`` with dotted-path values replaced (``{"objective.kd_weight": 0.5}``), re-validated.
+
+    Raises ``ValueError`` naming the path when it does not exist or the value is refused.
+    """
+    payload = config.model_dump()
+    for path, value in overrides.items():
+        node: Any = payload
+        *parents, leaf = path.split(".")
+        for index, key in enumerate(parents):
+            if not isinstance(node, dict) or key not in node:
+                raise ValueError(f"{path}: no field {'.'.join(parents[: index + 1])!r} in the training config")
+            node = node[key]
+        if not isinstance(node, dict) or leaf not in node:
+            raise ValueError(f"{path}: no field {leaf!r} in {'.'.join(parents) or 'the training config'}")
+        node[leaf] = value
+    try:
+        return TrainConfig.model_validate(payload)
+    except ValueError as error:
+        raise ValueError(f"{', '.join(overrides)}: {error}") from error

@@ -1,0 +1,236 @@
+"""The training loop both stages run, on one worker or many: ``train_loop_per_worker(config)``.
+
+Teacher stage: ``model`` with cross-entropy. Distill stage: ``model`` as the student of the
+exported ``teachers`` with the full objective, teachers frozen or (mutual) learning alongside.
+Each epoch ends with an evaluation on the validation split and one report carrying a checkpoint
+that holds everything needed to resume, so a restarted worker continues at the next epoch with
+its step counter, optimiser moments and schedule intact.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.checkpoint import exported_members, load_exported, load_training_state, save_training_state
+from training.config import TrainConfig
+from training.data.shards import Manifest, load_manifest
+from training.data.stream import ClipSampling
+from training.losses import DistillationObjective
+from training.metrics import topk_correct
+from training.models import VideoClassifier, create_model
+from training.precision import Precision
+from training.session import Session, TrainSession
+from training.step import distillation_step, supervised_step, unwrap
+
+
+def samplings(config: TrainConfig) -> tuple[ClipSampling, ClipSampling]:
+    """Training (TSN, random crop) and validation (uniform, centre crop, ``eval_clips`` views) sampling."""
+    data = config.data
+    train = ClipSampling(num_frames=data.num_frames, size=data.size, flip=data.flip, min_scale=data.min_scale)
+    val = ClipSampling(num_frames=data.num_frames, size=data.size, train=False, clips=data.eval_clips)
+    return train, val
+
+
+def steps_per_epoch(config: TrainConfig, manifest: Manifest, world_size: int) -> int:
+    """Batches each rank takes per epoch: the split shared equally, whole batches only."""
+    clips = manifest.splits[config.data.train_split].clips
+    steps = clips // (world_size * config.optim.batch_size)
+    if steps == 0:
+        raise ValueError(
+            f"{config.data.path}: {clips} training clips cannot fill one batch of {config.optim.batch_size} "
+            f"on each of {world_size} workers; lower optim.batch_size"
+        )
+    return min(steps, config.optim.max_steps_per_epoch or steps)
+
+
+def load_teachers(config: TrainConfig, classes: list[str]) -> list[VideoClassifier]:
+    """The exported teachers (an ensemble directory counts as its members), checked against the
+    data they will be asked about."""
+    teachers = []
+    for path in (member for source in config.teachers for member in exported_members(source)):
+        model, card = load_exported(path)
+        if card.classes != classes:
+            raise ValueError(f"teacher {path} was trained on classes {card.classes[:3]}…, the data has {classes[:3]}…")
+        if card.num_frames != config.data.num_frames:
+            frames = config.data.num_frames
+            raise ValueError(f"teacher {path} takes {card.num_frames} frames, data.num_frames is {frames}")
+        teachers.append(model)
+    return teachers
+
+
+def _average_gradients_across_ranks(module: nn.Module, world_size: int) -> None:
+    """DDP syncs the student's gradients; the objective's own parameters (tap adapters, uncertainty
+    log-variances) live outside it, so they average their gradients with a hook instead."""
+    if world_size == 1:
+        return
+
+    def hook(parameter: torch.Tensor) -> None:
+        torch.distributed.all_reduce(parameter.grad)
+        parameter.grad /= world_size
+
+    for parameter in module.parameters():
+        parameter.register_post_accumulate_grad_hook(hook)
+
+
+def evaluate(model: nn.Module, session: Session, batch_size: int) -> dict[str, float]:
+    """Top-1/top-5/cross-entropy over the validation split, summed across ranks. Multi-view batches
+    (``N×V×3×T×H×W``) average the views' softmax probabilities."""
+    model.eval()
+    totals = torch.zeros(5, dtype=torch.float64, device=session.device)
+    with torch.no_grad():
+        for batch in session.val_batches(batch_size):
+            clips = batch.clips
+            views = clips.shape[1] if clips.dim() == 6 else 1
+            logits = model(clips.flatten(0, 1) if views > 1 else clips).logits.float()
+            probs = logits.softmax(dim=1).unflatten(0, (-1, views)).mean(dim=1)
+            log_probs = probs.clamp_min(1e-12).log()
+            totals += torch.tensor(
+                [
+                    topk_correct(log_probs, batch.labels, 1),
+                    topk_correct(log_probs, batch.labels, 5),
+                    F.nll_loss(log_probs, batch.labels, reduction="sum").item(),
+                    len(batch.labels),
+                    batch.skipped,
+                ],
+                dtype=torch.float64,
+                device=session.device,
+            )
+    top1, top5, loss, count, skipped = session.all_reduce_sum(totals).tolist()
+    if count == 0:
+        raise RuntimeError("the validation split yielded no decodable clip")
+    return {"val_top1": top1 / count, "val_top5": top5 / count, "val_loss": loss / count, "val_skipped": skipped}
+
+
+def run_training(config: dict[str, Any], session: Session) -> None:
+    """Train for ``optim.epochs`` epochs (resuming from the session's latest checkpoint), reporting
+    metrics and a checkpoint after each. See the module docstring."""
+    cfg = TrainConfig.model_validate(config)
+    torch.manual_seed(cfg.seed)
+    manifest = load_manifest(cfg.data.path)
+    steps = steps_per_epoch(cfg, manifest, session.world_size)
+    total_steps = steps * cfg.optim.epochs
+    precision = Precision.for_device(session.device)
+    mutual = cfg.stage == "distill" and cfg.collaboration.mode == "mutual"
+
+    classes = manifest.classes
+    student = create_model(cfg.model, num_classes=len(classes), num_frames=cfg.data.num_frames, **cfg.model_kwargs)
+    teachers = load_teachers(cfg, manifest.classes)
+    objective = DistillationObjective(cfg.objective, student, teachers) if cfg.stage == "distill" else None
+    model = session.prepare(student, trainable=True)
+    teachers = [session.prepare(t, trainable=mutual) for t in teachers]
+    parameters = list(student.parameters())
+    if objective is not None:
+        objective.to(session.device)
+        _average_gradients_across_ranks(objective, session.world_size)
+        parameters += list(objective.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    optimizers = {"student": optimizer}
+    if mutual:
+        optimizers["teacher"] = torch.optim.AdamW(
+            teachers[0].parameters(), lr=cfg.optim.teacher_lr, weight_decay=cfg.optim.weight_decay
+        )
+    schedulers = {
+        name: torch.optim.lr_scheduler.OneCycleLR(
+            o, max_lr=o.param_groups[0]["lr"], total_steps=total_steps, pct_start=cfg.optim.warmup_fraction
+        )
+        for name, o in optimizers.items()
+    }
+
+    epoch, step, skipped = 0, 0, 0
+    with session.latest_checkpoint() as directory:
+        if directory is not None:
+            state, _ = load_training_state(directory)
+            student.load_state_dict(state["student"])
+            if objective is not None:
+                objective.load_state_dict(state["objective"])
+            if mutual:
+                unwrap(teachers[0]).load_state_dict(state["teacher"])
+            for name in optimizers:
+                optimizers[name].load_state_dict(state["optimizers"][name])
+                schedulers[name].load_state_dict(state["schedulers"][name])
+            epoch, step, skipped = state["epoch"], state["step"], state["skipped"]
+
+    while epoch < cfg.optim.epochs:
+        sums: dict[str, float] = defaultdict(float)
+        seen, correct, started = 0, 0, time.perf_counter()
+        for index, batch in enumerate(session.train_batches(cfg.optim.batch_size)):
+            if index == steps:
+                break
+            skipped += batch.skipped
+            if len(batch.labels) == 0:
+                continue
+            if objective is None:
+                result = supervised_step(
+                    batch.clips, batch.labels, model=model, optimizer=optimizer, precision=precision
+                )
+            else:
+                result = distillation_step(
+                    batch.clips,
+                    batch.labels,
+                    student=model,
+                    teachers=teachers,
+                    objective=objective,
+                    student_optimizer=optimizer,
+                    collaboration=cfg.collaboration,
+                    teacher_optimizer=optimizers.get("teacher"),
+                    precision=precision,
+                )
+            for scheduler in schedulers.values():
+                scheduler.step()
+            step += 1
+            for name, value in result.metrics.items():
+                sums[name] += value
+            seen += len(batch.labels)
+            correct += topk_correct(result.logits, batch.labels, 1)
+        elapsed = time.perf_counter() - started
+        epoch += 1
+        batches = max(1, step - (epoch - 1) * steps)
+        metrics = {
+            "epoch": epoch,
+            "step": step,
+            **evaluate(model, session, cfg.optim.batch_size),
+            "train_loss": sums.pop("loss", 0.0) / batches,
+            "train_top1": correct / max(1, seen),
+            **{f"train/{name}": value / batches for name, value in sums.items()},
+            "clips_per_s": seen * session.world_size / max(elapsed, 1e-9),
+            "skipped_clips": skipped,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "lr": schedulers["student"].get_last_lr()[0],
+        }
+        if objective is not None and cfg.objective.weighting == "uncertainty":
+            metrics |= {f"weight/{name}": w for name, w in objective.current_weights().items()}
+
+        def save(directory: Path, epoch: int = epoch, step: int = step, skipped: int = skipped) -> None:
+            state = {
+                "student": unwrap(model).state_dict(),
+                "objective": objective.state_dict() if objective is not None else {},
+                "teacher": unwrap(teachers[0]).state_dict() if mutual else {},
+                "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+                "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
+                "epoch": epoch,
+                "step": step,
+                "skipped": skipped,
+                "classes": manifest.classes,
+            }
+            save_training_state(directory, state, cfg.model_dump(mode="json"))
+
+        session.report(metrics, checkpoint=save)
+
+
+def train_loop_per_worker(config: dict[str, Any]) -> None:
+    """``TorchTrainer`` entry point: ``config`` is a ``TrainConfig`` dict plus ``_trial_id`` (for gauges)."""
+    config = dict(config)
+    trial_id = config.pop("_trial_id", "train")
+    cfg = TrainConfig.model_validate(config)
+    manifest = load_manifest(cfg.data.path)
+    _, val = samplings(cfg)
+    session = TrainSession(manifest.shard_paths(Path(cfg.data.path), cfg.data.val_split), val, trial_id)
+    run_training(config, session)

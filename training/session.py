@@ -1,0 +1,192 @@
+"""What the training loop asks of its surroundings, and the two Ray implementations of it.
+
+The loop never calls Ray for its context (DESIGN.md section 5): in Ray 2.60 ``ray.train.report``
+raises inside a Tune function, and Train's local mode is refused there, so a single-worker trial
+(run straight in the Tune trainable, seconds of overhead) and a multi-worker one (a
+``TorchTrainer`` launched from the trainable) need different calls for the same four needs:
+report, latest checkpoint, training batches, and rank/world size.
+
+Validation clips are decoded in-process by each rank from its slice of the validation shards
+(deterministic sampling, so they are decoded once and cached when small): evaluation then costs
+no Ray Data start-up per epoch and needs no collective beyond one all-reduce of the counts.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import torch
+from torch import nn
+
+from training.data.stream import ClipBatch, ClipCollate, ClipSampling, iterate_clips
+from training.telemetry import TrialGauges
+
+if TYPE_CHECKING:
+    import ray.data
+
+VAL_CACHE_BYTES = 1 << 30
+
+
+class Session(Protocol):
+    rank: int
+    world_size: int
+    device: torch.device
+
+    def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
+        """Move to the device; wrap in DDP when ``trainable`` and there is more than one worker."""
+
+    def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+        """One epoch of this rank's training batches (a fresh pass per call)."""
+
+    def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+        """This rank's slice of the validation set."""
+
+    def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor: ...
+
+    def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
+        """Report ``metrics``; ``checkpoint(dir)`` writes the checkpoint to attach (rank 0's is kept)."""
+
+    @contextmanager
+    def latest_checkpoint(self) -> Iterator[Path | None]: ...
+
+
+class _ValidationCache:
+    """This rank's validation clips: decoded in-process once and kept when they fit in memory."""
+
+    def __init__(self, paths: list[str], sampling: ClipSampling, rank: int, world_size: int, device: torch.device):
+        self.paths, self.sampling, self.rank, self.world_size, self.device = paths, sampling, rank, world_size, device
+        self._cached: list[ClipBatch] | None = None
+
+    def _decode(self, batch_size: int) -> Iterator[ClipBatch]:
+        for index, batch in enumerate(iterate_clips(self.paths, self.sampling, batch_size=batch_size)):
+            if index % self.world_size == self.rank:
+                yield ClipBatch(batch.clips.to(self.device), batch.labels.to(self.device), batch.skipped)
+
+    def batches(self, batch_size: int) -> Iterable[ClipBatch]:
+        if self._cached is not None:
+            return self._cached
+        batches = list(self._decode(batch_size))
+        if sum(b.clips.numel() * b.clips.element_size() for b in batches) <= VAL_CACHE_BYTES:
+            self._cached = batches
+        return batches
+
+
+class TuneSession:
+    """A single-worker trial running inside the Tune function trainable."""
+
+    rank = 0
+    world_size = 1
+
+    def __init__(self, train: ray.data.Dataset, val_paths: list[str], val: ClipSampling):
+        import ray.tune
+
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._train = train
+        self._val = _ValidationCache(val_paths, val, 0, 1, self.device)
+        self._gauges = TrialGauges(ray.tune.get_context().get_trial_id() or "local")
+
+    def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
+        return module.to(self.device)
+
+    def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+        return self._train.iterator().iter_torch_batches(
+            batch_size=batch_size,
+            collate_fn=ClipCollate(self.device),
+            local_shuffle_buffer_size=4 * batch_size,
+            drop_last=True,
+            prefetch_batches=2,
+        )
+
+    def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+        return self._val.batches(batch_size)
+
+    def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
+        return values
+
+    def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
+        import ray.tune
+
+        self._gauges.publish(metrics)
+        if checkpoint is None:
+            ray.tune.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            checkpoint(Path(directory))
+            ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(directory))
+
+    @contextmanager
+    def latest_checkpoint(self) -> Iterator[Path | None]:
+        import ray.tune
+
+        found = ray.tune.get_checkpoint()
+        if found is None:
+            yield None
+            return
+        with found.as_directory() as directory:
+            yield Path(directory)
+
+
+class TrainSession:
+    """One worker of a ``TorchTrainer`` (DDP over gloo on CPU, NCCL on GPU)."""
+
+    def __init__(self, val_paths: list[str], val: ClipSampling, trial_id: str):
+        import ray.train
+        import ray.train.torch
+
+        context = ray.train.get_context()
+        self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
+        self.device = ray.train.torch.get_device()
+        self._val = _ValidationCache(val_paths, val, self.rank, self.world_size, self.device)
+        self._gauges = TrialGauges(trial_id) if self.rank == 0 else None
+
+    def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
+        import ray.train.torch
+
+        return ray.train.torch.prepare_model(module, parallel_strategy="ddp" if trainable else None)
+
+    def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+        import ray.train
+
+        return ray.train.get_dataset_shard("train").iter_torch_batches(
+            batch_size=batch_size,
+            collate_fn=ClipCollate(self.device),
+            local_shuffle_buffer_size=4 * batch_size,
+            drop_last=True,
+            prefetch_batches=2,
+        )
+
+    def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+        return self._val.batches(batch_size)
+
+    def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
+        if self.world_size > 1:
+            torch.distributed.all_reduce(values)
+        return values
+
+    def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
+        import ray.train
+
+        if self._gauges is not None:
+            self._gauges.publish(metrics)
+        # Every rank must call report the same number of times (it is a barrier); only rank 0 writes.
+        if checkpoint is None or self.rank != 0:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as directory:
+            checkpoint(Path(directory))
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+
+    @contextmanager
+    def latest_checkpoint(self) -> Iterator[Path | None]:
+        import ray.train
+
+        found = ray.train.get_checkpoint()
+        if found is None:
+            yield None
+            return
+        with found.as_directory() as directory:
+            yield Path(directory)
