@@ -125,10 +125,10 @@ Ray head: GCS port $port  (temp dir $temp_dir, $num_cpus logical CPUs)
 From another shell the Ray CLI needs the token too:
   export RAY_AUTH_MODE=token $token_env
   export RAY_ADDRESS=http://127.0.0.1:$dashboard_port
-  ray job submit --working-dir . -- specdistill sweep configs/demo-distill.yaml
+  ray job submit --working-dir . -- specdistill sweep my-sweep.yaml
   ray job list; ray job logs --follow JOB_ID
-Sweep YAMLs submitted as jobs run from a temporary copy of the working dir: give storage_path,
-data and teachers as absolute paths (or s3://...), not paths relative to that copy.
+Jobs run from a temporary copy of the working dir: in my-sweep.yaml give storage_path, data and
+teachers as absolute paths (or s3://...), not paths relative to that copy.
 EOF
 }
 

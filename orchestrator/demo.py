@@ -32,7 +32,7 @@ CONFIGS = REPO / "configs"
 class DemoSpec:
     output: Path = REPO / "demo-output"
     clips_per_class: int = 100
-    stored_frames: int = 16
+    stored_frames: int = 8
     size: int = 32
     seed: int = 0
 

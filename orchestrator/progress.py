@@ -4,17 +4,22 @@ config on each update, which buries the numbers on a terminal)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from ray.tune import Callback
 
 
+def _emit(line: str) -> None:
+    # Module-level on purpose: Tune pickles its callbacks, and a ``print`` captured before Ray
+    # patches ``builtins.print`` (it does, on joining a cluster) no longer pickles.
+    print(line, flush=True)
+
+
 class SweepProgress(Callback):
     """Prints each trial's epochs as they are reported, and how each trial ended."""
 
-    def __init__(self, metric: str, epochs: int, echo: Callable[[str], None] = print) -> None:
-        self.metric, self.epochs, self.echo = metric, epochs, echo
+    def __init__(self, metric: str, epochs: int) -> None:
+        self.metric, self.epochs = metric, epochs
         self.started = time.perf_counter()
         self.best: float | None = None
         self.names: dict[str, int] = {}
@@ -31,13 +36,13 @@ class SweepProgress(Callback):
             f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
             for k, v in overrides.items()
         )
-        self.echo(f"[{self._elapsed()}] {self._name(trial)} started: {chosen or 'base config'}")
+        _emit(f"[{self._elapsed()}] {self._name(trial)} started: {chosen or 'base config'}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         value = result.get(self.metric)
         if isinstance(value, int | float):
             self.best = value if self.best is None else max(self.best, value)
-        self.echo(
+        _emit(
             f"[{self._elapsed()}] {self._name(trial)} epoch {result.get('epoch', '?')}/{self.epochs}  "
             f"{self.metric}={value:.3f}  train_loss={result.get('train_loss', float('nan')):.3f}  "
             f"{result.get('clips_per_s', 0):.0f} clips/s  (best so far {self.best:.3f})"
@@ -47,10 +52,10 @@ class SweepProgress(Callback):
         last = trial.last_result or {}
         early = last.get("epoch", self.epochs) < self.epochs
         how = "stopped early by ASHA" if early else "finished"
-        self.echo(f"[{self._elapsed()}] {self._name(trial)} {how} at epoch {last.get('epoch', '?')}")
+        _emit(f"[{self._elapsed()}] {self._name(trial)} {how} at epoch {last.get('epoch', '?')}")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self.echo(f"[{self._elapsed()}] {self._name(trial)} FAILED: see {trial.local_path}/error.txt")
+        _emit(f"[{self._elapsed()}] {self._name(trial)} FAILED: see {trial.local_path}/error.txt")
 
     def _elapsed(self) -> str:
         seconds = int(time.perf_counter() - self.started)

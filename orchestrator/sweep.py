@@ -61,7 +61,7 @@ def param_space(config: SweepConfig, space: SearchSpace) -> dict[str, Any]:
     return constants
 
 
-def build_tuner(config: SweepConfig, space: SearchSpace, echo: Callable[[str], None] = print):  # -> ray.tune.Tuner
+def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
@@ -98,7 +98,7 @@ def build_tuner(config: SweepConfig, space: SearchSpace, echo: Callable[[str], N
                 checkpoint_score_order=settings.mode,
             ),
             failure_config=ray.tune.FailureConfig(max_failures=settings.max_failures),
-            callbacks=[SweepProgress(settings.metric, config.train.optim.epochs, echo)],
+            callbacks=[SweepProgress(settings.metric, config.train.optim.epochs)],
             verbose=0,
         ),
     )
@@ -153,7 +153,7 @@ def launch(config: SweepConfig, search_space: SearchSpace, *, echo: Callable[[st
     echo(f"sweep {config.name}: {search_space.name} ({search_space.kind}) → {sweep_dir}")
     echo(dashboard_hint(url))
     echo(f"TensorBoard: tensorboard --logdir {sweep_dir}")
-    tuner = build_tuner(config, search_space, echo)
+    tuner = build_tuner(config, search_space)
     if "://" not in sweep_dir:
         Path(sweep_dir).mkdir(parents=True, exist_ok=True)
         Path(sweep_dir, SWEEP_FILE).write_text(

@@ -9,7 +9,6 @@ the training config with a distribution and an optional ``when`` condition on ea
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,24 +94,30 @@ class SearchSpace(BaseModel):
             except ValueError as error:
                 raise ValueError(f"search space {self.name!r}, variants.{name}: {error}") from error
 
-    def define_by_run(self) -> Callable[[Any], None]:
+    def define_by_run(self) -> DefineByRun:
         """Optuna define-by-run: suggests ``overrides/<path>`` so Tune nests them as ``config["overrides"]``."""
-        parameters = dict(self.parameters)
+        return DefineByRun(dict(self.parameters))
 
-        def sample(trial: Any) -> None:
-            chosen: dict[str, Any] = {}
-            for path, p in parameters.items():
-                if any(chosen.get(key) != value for key, value in p.when.items()):
-                    continue
-                name = f"{OVERRIDES_KEY}/{path}"
-                if p.type == "categorical":
-                    chosen[path] = trial.suggest_categorical(name, p.choices)
-                elif p.type == "int":
-                    chosen[path] = trial.suggest_int(name, int(p.low), int(p.high), log=p.log)
-                else:
-                    chosen[path] = trial.suggest_float(name, p.low, p.high, log=p.log)
 
-        return sample
+class DefineByRun:
+    """The sampling function ``OptunaSearch`` calls per trial. A class, not a closure: Tune pickles
+    the searcher (with this) into every experiment checkpoint, and closures cannot be pickled."""
+
+    def __init__(self, parameters: dict[str, Parameter]) -> None:
+        self.parameters = parameters
+
+    def __call__(self, trial: Any) -> None:
+        chosen: dict[str, Any] = {}
+        for path, p in self.parameters.items():
+            if any(chosen.get(key) != value for key, value in p.when.items()):
+                continue
+            name = f"{OVERRIDES_KEY}/{path}"
+            if p.type == "categorical":
+                chosen[path] = trial.suggest_categorical(name, p.choices)
+            elif p.type == "int":
+                chosen[path] = trial.suggest_int(name, int(p.low), int(p.high), log=p.log)
+            else:
+                chosen[path] = trial.suggest_float(name, p.low, p.high, log=p.log)
 
 
 def available() -> list[str]:

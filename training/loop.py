@@ -144,7 +144,7 @@ def run_training(config: dict[str, Any], session: Session) -> None:
         for name, o in optimizers.items()
     }
 
-    epoch, step, skipped = 0, 0, 0
+    epoch, step, skipped, resumes = 0, 0, 0, 0
     with session.latest_checkpoint() as directory:
         if directory is not None:
             state, _ = load_training_state(directory)
@@ -156,7 +156,7 @@ def run_training(config: dict[str, Any], session: Session) -> None:
             for name in optimizers:
                 optimizers[name].load_state_dict(state["optimizers"][name])
                 schedulers[name].load_state_dict(state["schedulers"][name])
-            epoch, step, skipped = state["epoch"], state["step"], state["skipped"]
+            epoch, step, skipped, resumes = state["epoch"], state["step"], state["skipped"], state["resumes"] + 1
 
     while epoch < cfg.optim.epochs:
         sums: dict[str, float] = defaultdict(float)
@@ -202,6 +202,7 @@ def run_training(config: dict[str, Any], session: Session) -> None:
             **{f"train/{name}": value / batches for name, value in sums.items()},
             "clips_per_s": seen * session.world_size / max(elapsed, 1e-9),
             "skipped_clips": skipped,
+            "resumes": resumes,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "lr": schedulers["student"].get_last_lr()[0],
         }
@@ -218,6 +219,7 @@ def run_training(config: dict[str, Any], session: Session) -> None:
                 "epoch": epoch,
                 "step": step,
                 "skipped": skipped,
+                "resumes": resumes,
                 "classes": manifest.classes,
             }
             save_training_state(directory, state, cfg.model_dump(mode="json"))

@@ -61,15 +61,11 @@ class _ValidationCache:
         self.paths, self.sampling, self.rank, self.world_size, self.device = paths, sampling, rank, world_size, device
         self._cached: list[ClipBatch] | None = None
 
-    def _decode(self, batch_size: int) -> Iterator[ClipBatch]:
-        for index, batch in enumerate(iterate_clips(self.paths, self.sampling, batch_size=batch_size)):
-            if index % self.world_size == self.rank:
-                yield ClipBatch(batch.clips.to(self.device), batch.labels.to(self.device), batch.skipped)
-
     def batches(self, batch_size: int) -> Iterable[ClipBatch]:
         if self._cached is not None:
             return self._cached
-        batches = list(self._decode(batch_size))
+        part = (self.rank, self.world_size)
+        batches = list(iterate_clips(self.paths, self.sampling, batch_size=batch_size, device=self.device, part=part))
         if sum(b.clips.numel() * b.clips.element_size() for b in batches) <= VAL_CACHE_BYTES:
             self._cached = batches
         return batches

@@ -146,11 +146,25 @@ def clip_dataset(paths: Sequence[str], sampling: ClipSampling, *, decode_batch_s
 
 
 def iterate_clips(
-    paths: Sequence[str], sampling: ClipSampling, *, batch_size: int, device: torch.device | str = "cpu"
+    paths: Sequence[str],
+    sampling: ClipSampling,
+    *,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    part: tuple[int, int] = (0, 1),
 ) -> Iterator[ClipBatch]:
-    """The same decode and collate, in this process, in file order: for evaluation and baselines."""
+    """The same decode and collate, in this process, in file order: for evaluation and baselines.
+
+    ``part=(rank, world_size)`` keeps every ``world_size``-th batch starting at ``rank``, skipped
+    before decoding, so ranks split the work instead of repeating it.
+    """
+    rank, world_size = part
     collate = ClipCollate(device)
+    index = -1
     for path in paths:
         for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=COLUMNS):
+            index += 1
+            if index % world_size != rank:
+                continue
             columns = {name: record_batch.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS}
             yield collate(decode_batch(columns, sampling))

@@ -1,0 +1,136 @@
+"""The files in cluster/ are valid for the tools that read them, and agree with the product:
+`ray up`'s own schema, KubeRay's RayJob shape with sweep configs the CLI accepts, a Grafana
+dashboard over the gauges training/telemetry.py exports, and the local-head script's checks.
+No cloud, Kubernetes or Ray cluster is involved."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.config import SweepConfig
+from search_spaces import load_space
+from training.telemetry import GAUGED
+
+CLUSTER = Path(__file__).resolve().parents[2] / "cluster"
+
+
+def _rayjob_documents() -> dict[str, dict]:
+    documents = [d for d in yaml.safe_load_all((CLUSTER / "kuberay-rayjob.yaml").read_text()) if d]
+    return {d["kind"]: d for d in documents}
+
+
+def _container(pod_template: dict) -> dict:
+    (container,) = pod_template["spec"]["containers"]
+    return container
+
+
+def test_cluster_yaml_passes_ray_ups_schema_validation() -> None:
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = yaml.safe_load((CLUSTER / "cluster.yaml").read_text())
+    validate_config(prepare_config(config))  # raises on an unknown or mistyped field
+    assert config["provider"]["type"] == "aws"
+
+
+def test_cluster_yaml_has_a_cpu_head_and_autoscaled_gpu_workers() -> None:
+    config = yaml.safe_load((CLUSTER / "cluster.yaml").read_text())
+    types = config["available_node_types"]
+    assert types[config["head_node_type"]]["resources"].get("GPU", 0) == 0
+    workers = [t for name, t in types.items() if name != config["head_node_type"]]
+    assert any(t["resources"].get("GPU", 0) >= 1 and t["min_workers"] < t["max_workers"] for t in workers)
+
+
+def test_cluster_yaml_starts_every_node_with_token_auth_and_metrics() -> None:
+    config = yaml.safe_load((CLUSTER / "cluster.yaml").read_text())
+    head, worker = " ".join(config["head_start_ray_commands"]), " ".join(config["worker_start_ray_commands"])
+    for commands in (head, worker):
+        assert "RAY_AUTH_MODE=token" in commands and "--metrics-export-port" in commands
+    assert "--dashboard-host" in head
+    assert any(remote.endswith(".ray/auth_token") for remote in config["file_mounts"])
+
+
+def test_rayjob_manifest_holds_a_configmap_and_a_rayjob() -> None:
+    documents = _rayjob_documents()
+    assert set(documents) == {"ConfigMap", "RayJob"}
+    job = documents["RayJob"]
+    assert job["apiVersion"] == "ray.io/v1"
+    spec = job["spec"]
+    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] > 0
+    assert "specdistill sweep /config/sweep.yaml" in spec["entrypoint"]
+    assert spec["rayClusterSpec"]["authOptions"]["mode"] == "token"
+
+
+def test_rayjob_head_is_cpu_only_and_workers_get_one_gpu_each() -> None:
+    cluster = _rayjob_documents()["RayJob"]["spec"]["rayClusterSpec"]
+    head = cluster["headGroupSpec"]
+    assert head["rayStartParams"]["num-gpus"] == "0"
+    assert "nvidia.com/gpu" not in _container(head["template"])["resources"]["limits"]
+    (gpu_group,) = cluster["workerGroupSpecs"]
+    assert _container(gpu_group["template"])["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+def test_rayjob_mounts_its_configmap_where_the_entrypoint_reads_it() -> None:
+    documents = _rayjob_documents()
+    template = documents["RayJob"]["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m["name"] for m in _container(template)["volumeMounts"]}
+    assert volumes[mounts["/config"]]["configMap"]["name"] == documents["ConfigMap"]["metadata"]["name"]
+
+
+@pytest.mark.parametrize("name", ["teacher.yaml", "sweep.yaml"])
+def test_rayjob_sweep_configs_are_valid_sweep_configs(name: str) -> None:
+    payload = yaml.safe_load(_rayjob_documents()["ConfigMap"]["data"][name])
+    config = SweepConfig.model_validate(payload)
+    assert Path(config.storage_path).is_absolute() and Path(config.train.data.path).is_absolute()
+    if config.train.stage == "distill":
+        load_space(config.search_space).check_against(config.train)
+
+
+def test_grafana_dashboard_has_a_per_trial_panel_for_every_gauge() -> None:
+    dashboard = json.loads((CLUSTER / "grafana-specdistill.json").read_text())
+    expressions = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+    for metric in GAUGED:
+        # Ray exports a ray.util.metrics Gauge named specdistill_<metric> as ray_specdistill_<metric>.
+        assert any(f"ray_specdistill_{metric}{{" in e and "by (trial_id)" in e for e in expressions), metric
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
+    assert "trial_id" in variables
+
+
+def _start_head(*args: str, **env: str) -> subprocess.CompletedProcess:
+    # RAY=false: should a check regress, the script fails instead of starting a real head.
+    return subprocess.run(
+        [str(CLUSTER / "start-local-head.sh"), *args],
+        env=os.environ | {"RAY": "false"} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_start_local_head_script_is_valid_bash_and_executable() -> None:
+    script = CLUSTER / "start-local-head.sh"
+    assert os.access(script, os.X_OK)
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    result = _start_head("--help")
+    assert result.returncode == 0 and "Usage:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--bogus"], {}, "unknown option"),
+        (["--port"], {}, "--port needs a value"),
+        (["--temp-dir", "/tmp/" + "x" * 60], {}, "too long"),
+        ([], {"RAY_AUTH_MODE": "disabled"}, "only starts heads with token auth"),
+    ],
+)
+def test_start_local_head_refuses_bad_settings_before_starting_ray(args, env, message) -> None:
+    result = _start_head(*args, **env)
+    assert result.returncode == 2 and message in result.stderr

@@ -1,0 +1,157 @@
+"""Multi-worker trials, killed workers and killed sweep drivers, against real Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.selection import export_best, read_sweep
+from orchestrator.sweep import run_sweep
+from training.checkpoint import load_exported
+
+pytestmark = pytest.mark.slow
+FIXED_SPACE = {"variants": {"base": {}}}
+
+
+def _results(sweep_dir: str | Path) -> list[list[dict]]:
+    return [trial.results for trial in read_sweep(sweep_dir)]
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def _first_epoch_reported(sweep_dir: Path) -> bool:
+    return any(len(lines) >= 1 for lines in _trial_result_lines(sweep_dir))
+
+
+def _trial_result_lines(sweep_dir: Path) -> list[list[dict]]:
+    lines = []
+    for path in sweep_dir.glob("*/result.json"):
+        lines.append([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+    return lines
+
+
+def test_two_worker_trial_runs_ddp_over_gloo_and_reports_like_one_worker(ray_local, write_sweep, tmp_path) -> None:
+    config = write_sweep(
+        "ddp",
+        space=FIXED_SPACE,
+        resources={"workers": 2, "cpus_per_worker": 1},
+        train={"optim": {"epochs": 2, "batch_size": 8, "max_steps_per_epoch": 2}},
+    )
+    grid = run_sweep(config)
+    assert grid.num_errors == 0
+    (results,) = _results(grid.experiment_path)
+    assert [r["epoch"] for r in results] == [1, 2]
+    assert results[-1]["step"] == 4
+    assert "checkpoint_path" in results[-1]
+    assert {"val_top1", "val_top5", "train/kd", "train/spectrum", "clips_per_s", "skipped_clips"} <= set(results[-1])
+    exported = export_best(grid.experiment_path, tmp_path / "best")[0]
+    assert load_exported(exported)[1].model == "tsm_mobilenet_v2"
+
+
+def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local, write_sweep, tmp_path) -> None:
+    from ray.util.state import list_actors
+
+    config = write_sweep(
+        "killworker",
+        space=FIXED_SPACE,
+        resources={"workers": 2, "cpus_per_worker": 1, "worker_max_failures": 1},
+        train={"optim": {"epochs": 3, "batch_size": 8, "max_steps_per_epoch": 3}},
+    )
+    sweep_dir = tmp_path / "runs" / "killworker"
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(grid=run_sweep(config)))
+    runner.start()
+    _wait_for(lambda: _first_epoch_reported(sweep_dir), 240, "the first epoch's report")
+    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    assert len(workers) == 2
+    os.kill(workers[1].pid, signal.SIGKILL)
+    runner.join(timeout=400)
+    assert not runner.is_alive()
+    assert outcome["grid"].num_errors == 0
+    (results,) = _results(sweep_dir)
+    last = results[-1]
+    assert last["epoch"] == 3
+    assert last["resumes"] == 1, "the worker group did not restart from a checkpoint"
+    assert last["step"] == 3 * 3, "the step counter restarted instead of continuing"
+
+
+def test_killed_single_worker_trial_is_retried_from_its_checkpoint(ray_local, write_sweep, tmp_path) -> None:
+    config = write_sweep(
+        "killtrial",
+        space=FIXED_SPACE,
+        train={"optim": {"epochs": 3, "batch_size": 8, "max_steps_per_epoch": 3}},
+        tune={"max_failures": 1},
+    )
+    sweep_dir = tmp_path / "runs" / "killtrial"
+    outcome: dict = {}
+    runner = threading.Thread(target=lambda: outcome.update(grid=run_sweep(config)))
+    runner.start()
+    _wait_for(lambda: _first_epoch_reported(sweep_dir), 240, "the first epoch's report")
+    pid = _trial_result_lines(sweep_dir)[0][0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    runner.join(timeout=400)
+    assert not runner.is_alive()
+    assert outcome["grid"].num_errors == 0
+    (results,) = _results(sweep_dir)
+    assert results[-1]["epoch"] == 3 and results[-1]["resumes"] >= 1
+    assert results[-1]["step"] == 3 * 3
+
+
+def test_resume_after_the_sweep_driver_dies_keeps_finished_trials(write_sweep, tmp_path) -> None:
+    config = write_sweep(
+        "resume",
+        space={"variants": {"a": {}, "b": {"optim.lr": 0.002}, "c": {"optim.lr": 0.004}}},
+        train={"optim": {"epochs": 2, "batch_size": 8, "max_steps_per_epoch": 3}},
+    )
+    sweep_dir = tmp_path / "runs" / "resume"
+    command = [sys.executable, "-m", "orchestrator.cli"]
+    env = os.environ | {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+    env.pop("RAY_ADDRESS", None)
+    driver = subprocess.Popen(
+        [*command, "sweep", str(config)],
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def one_finished_and_next_started() -> bool:
+            lines = _trial_result_lines(sweep_dir)
+            return any(r and r[-1]["epoch"] == 2 for r in lines) and len(lines) >= 2
+
+        _wait_for(one_finished_and_next_started, 300, "one finished trial and a second one running")
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        driver.wait()
+    finished_before = {
+        trial.trial_id: len(trial.results)
+        for trial in read_sweep(sweep_dir)
+        if trial.results and trial.results[-1]["epoch"] == 2
+    }
+    assert finished_before
+    resumed = subprocess.run(
+        [*command, "sweep", "--resume", str(sweep_dir)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    trials = read_sweep(sweep_dir)
+    assert len(trials) == 3
+    assert all(t.results and t.results[-1]["epoch"] == 2 for t in trials)
+    for trial in trials:
+        if trial.trial_id in finished_before:
+            assert len(trial.results) == finished_before[trial.trial_id], "a finished trial ran again"
