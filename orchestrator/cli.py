@@ -135,7 +135,14 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
     from orchestrator.evaluation import build_ensemble
 
     report = build_ensemble(
-        args.sweep_dir, args.export, args.data, top_k=args.top_k, metric=args.metric, split=args.split, clips=args.clips
+        args.sweep_dir,
+        args.export,
+        args.data,
+        top_k=args.top_k,
+        metric=args.metric,
+        mode=args.mode,
+        split=args.split,
+        clips=args.clips,
     )
     print(report.render())
     print(f"ensemble exported to {args.export} (evaluate it, or name it as a teacher)")
@@ -224,6 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--data", type=Path, required=True)
     ensemble.add_argument("--export", type=Path, required=True)
     ensemble.add_argument("--metric", default="val_top1")
+    ensemble.add_argument("--mode", default="max", choices=["max", "min"])
     ensemble.add_argument("--split", default="val")
     ensemble.add_argument("--clips", type=int, default=1)
     ensemble.set_defaults(handler=_cmd_ensemble)

@@ -73,7 +73,7 @@ class EvaluationReport:
 
 
 def score(result: Probabilities) -> EvaluationReport:
-    probs, labels = torch.from_numpy(result.probs), torch.from_numpy(result.labels)
+    probs, labels = torch.tensor(result.probs), torch.tensor(result.labels)  # copies: Ray's arrays are read-only
     top = probs.topk(min(5, probs.shape[1]), dim=1).indices
     confusion = confusion_matrix(top[:, 0], labels, len(result.classes)).numpy()
     totals = confusion.sum(axis=1)
