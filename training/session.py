@@ -71,6 +71,40 @@ class _ValidationCache:
         return batches
 
 
+class LocalSession:
+    """The loop in this process with no Ray at all: in-process decoding, metrics kept in
+    ``history``. The baseline that Ray's overhead is measured against (``bench/``), and a way to
+    debug a config without a cluster."""
+
+    rank = 0
+    world_size = 1
+
+    def __init__(self, train_paths: list[str], val_paths: list[str], train: ClipSampling, val: ClipSampling):
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self._train_paths, self._train_sampling = train_paths, train
+        self._val = _ValidationCache(val_paths, val, 0, 1, self.device)
+        self.history: list[dict[str, float]] = []
+
+    def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
+        return module.to(self.device)
+
+    def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+        return iterate_clips(self._train_paths, self._train_sampling, batch_size=batch_size, device=self.device)
+
+    def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+        return self._val.batches(batch_size)
+
+    def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
+        return values
+
+    def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
+        self.history.append(metrics)
+
+    @contextmanager
+    def latest_checkpoint(self) -> Iterator[Path | None]:
+        yield None
+
+
 class TuneSession:
     """A single-worker trial running inside the Tune function trainable."""
 
