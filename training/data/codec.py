@@ -28,11 +28,13 @@ class ClipInfo:
     width: int
 
 
-def encode_clip(frames: np.ndarray, *, fps: int = 12, crf: int = 18, preset: str = "veryfast") -> bytes:
+def encode_clip(frames: np.ndarray, *, fps: int = 12, qp: int = 18, preset: str = "veryfast") -> bytes:
     """``T×H×W×3`` uint8 RGB → H.264 MP4 bytes (yuv420p, so odd heights/widths lose their last row/column).
 
-    Every frame is a key frame candidate at this length anyway; a low ``crf`` keeps the round trip
-    within a few grey levels, which tests pin.
+    A constant quantiser ``qp`` (not CRF): with CRF the same clip encoded to different bytes
+    depending on what the process had done before (other encodes, importing torch, being a forked
+    worker), while a seed must give the same dataset in any process. ``qp=18`` keeps the round trip within
+    a few grey levels, which tests pin.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected T×H×W×3 uint8 frames, got shape {frames.shape} dtype {frames.dtype}")
@@ -43,10 +45,11 @@ def encode_clip(frames: np.ndarray, *, fps: int = 12, crf: int = 18, preset: str
     with av.open(buffer, mode="w", format="mp4") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": str(crf), "preset": preset}
+        stream.options = {"qp": str(qp), "preset": preset}
+        stream.codec_context.thread_count = 1  # parallelism comes from encoding many clips at once
         for frame in frames:
-            packet_source = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:height, :width]), format="rgb24")
-            container.mux(stream.encode(packet_source))
+            rgb = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame[:height, :width]), format="rgb24")
+            container.mux(stream.encode(rgb))
         container.mux(stream.encode())
     return buffer.getvalue()
 
