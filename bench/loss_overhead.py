@@ -1,0 +1,84 @@
+"""What the paper's two new terms cost: one distillation step with and without them.
+
+A step is the forward of teacher and student plus the student's backward and optimiser step
+(``training.step.distillation_step``, frozen teacher). Baseline: CE + logit KD. Measured: CE + KD
++ spectrum loss + parameter-distribution loss (taps stage2–4, all four stages' kernels). Both
+configurations alternate in one run on the same batches, and the script prints the median step
+time of each and their ratio. Goal (issue 5): the two terms add ≤ 5%.
+
+    python bench/loss_overhead.py                       # demo pair on CPU: tsm_resnet18 → tsm_mobilenet_v2, 8×64×64
+    python bench/loss_overhead.py --teacher tsm_resnet50 --size 224 --device cuda   # the GPU figure
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from training.losses import DistillationObjective, ObjectiveConfig
+from training.models import create_model
+from training.precision import Precision
+from training.step import distillation_step
+
+CONFIGS = {
+    "ce+kd": ObjectiveConfig(spectrum_weight=0.0, parameter_weight=0.0),
+    "ce+kd+spectrum+parameter": ObjectiveConfig(spectrum_weight=1.0, parameter_weight=0.1),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", default="tsm_resnet18")
+    parser.add_argument("--student", default="tsm_mobilenet_v2")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=12, help="timed steps per configuration")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    precision = Precision.for_device(device)
+    torch.manual_seed(0)
+    teacher = create_model(args.teacher, num_classes=10, num_frames=args.frames).to(device)
+    clips = torch.randn(args.batch_size, 3, args.frames, args.size, args.size, device=device)
+    labels = torch.randint(0, 10, (args.batch_size,), device=device)
+    runs = {}
+    for name, config in CONFIGS.items():
+        student = create_model(args.student, num_classes=10, num_frames=args.frames).to(device)
+        objective = DistillationObjective(config, student, [teacher]).to(device)
+        optimizer = torch.optim.AdamW([*student.parameters(), *objective.parameters()], lr=1e-3)
+        runs[name] = (student, objective, optimizer)
+    timings: dict[str, list[float]] = {name: [] for name in CONFIGS}
+    for step in range(args.steps + 2):  # two warm-up rounds, then alternate so drift hits both alike
+        for name, (student, objective, optimizer) in runs.items():
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            started = time.perf_counter()
+            distillation_step(
+                clips,
+                labels,
+                student=student,
+                teachers=[teacher],
+                objective=objective,
+                student_optimizer=optimizer,
+                precision=precision,
+            )
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if step >= 2:
+                timings[name].append(time.perf_counter() - started)
+    base, full = (statistics.median(timings[name]) for name in CONFIGS)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"{args.teacher} → {args.student}, batch {args.batch_size}×{args.frames}×{args.size}², {where}")
+    print("| objective | median step ms |")
+    print("|---|---:|")
+    for name in CONFIGS:
+        print(f"| {name} | {statistics.median(timings[name]) * 1000:.1f} |")
+    print(f"spectrum + parameter terms add {100 * (full / base - 1):+.1f}% to a step (ratio {full / base:.3f})")
+
+
+if __name__ == "__main__":
+    main()
