@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,12 @@ def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def _trial_id_from_name(name: str) -> str:
+    """Tune's trial id inside a trial directory name (``specdistill_trial_<id>_<index>_<params>…``)."""
+    match = re.match(r"specdistill_trial_([0-9a-f]{8}|[0-9a-f]{5}_\d{5})_", name)
+    return match.group(1) if match else name
+
+
 def read_sweep(sweep_dir: str | Path) -> list[TrialRecord]:
     """Every trial directory under ``sweep_dir`` (those with a ``params.json``), in trial-id order."""
     root = Path(sweep_dir)
@@ -78,7 +85,7 @@ def read_sweep(sweep_dir: str | Path) -> list[TrialRecord]:
             for line in result_path.read_text().splitlines():
                 if line.strip():
                     results.append(json.loads(line))
-        trial_id = results[0]["trial_id"] if results else directory.name
+        trial_id = results[0]["trial_id"] if results else _trial_id_from_name(directory.name)
         records.append(TrialRecord(trial_id, directory, json.loads(params_path.read_text()), results))
     if not records:
         raise ValueError(f"{root} holds no trials (no */params.json): is it a sweep directory?")
