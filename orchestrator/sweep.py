@@ -129,8 +129,11 @@ def start_ray(config: SweepConfig) -> str | None:
 
 def dashboard_hint(url: str | None) -> str:
     where = f"http://{url}" if url else "the cluster's dashboard"
+    token = os.environ.get("RAY_AUTH_TOKEN_PATH", "~/.ray/auth_token")
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        token = "$RAY_AUTH_TOKEN"
     return (
-        f"Ray dashboard: {where} (token auth is on: the token is in ~/.ray/auth_token); "
+        f"Ray dashboard: {where} (token auth is on: the token is in {token}); "
         "trial gauges are the specdistill_* series in its Metrics view"
     )
 
