@@ -107,3 +107,21 @@ def test_trial_metrics_are_exported_as_gauges_tagged_by_trial(ray_local, write_s
         if line.startswith("specdistill_val_top1") or line.startswith("ray_specdistill_val_top1")
     ]
     assert any(f'trial_id="{trial_id}"' in line for line in lines), lines[:5]
+
+
+def test_a_teacher_ensemble_directory_distils_from_all_its_members(
+    ray_local, write_sweep, exported_teacher, tmp_path
+) -> None:
+    import shutil
+
+    from training.checkpoint import write_ensemble
+
+    ensemble = tmp_path / "teachers"
+    members = [shutil.copytree(exported_teacher, ensemble / f"member{i}") for i in range(2)]
+    write_ensemble(ensemble, members, {"note": "two copies of one teacher"})
+    grid = run_sweep(
+        write_sweep("from-ensemble", space={"variants": {"base": {}}}, train={"teachers": [str(ensemble)]})
+    )
+    assert grid.num_errors == 0
+    (trial,) = read_sweep(grid.experiment_path)
+    assert trial.results[-1]["epoch"] == 2 and "train/spectrum" in trial.results[-1]
