@@ -58,10 +58,10 @@ def _row(role: str, export: Path, data: Path) -> Row:
 
 
 def render_table(rows: list[Row]) -> str:
-    header = f"{'':<24}{'model':<18}{'top-1':>7}{'top-5':>7}{'params M':>10}{'GFLOPs':>9}{'CPU ms/clip':>13}"
+    header = f"{'':<27}{'model':<18}{'top-1':>7}{'top-5':>7}{'params M':>10}{'GFLOPs':>9}{'CPU ms/clip, 1 thread':>23}"
     lines = [header, "-" * len(header)]
     lines += [
-        f"{r.role:<24}{r.model:<18}{r.top1:>7.3f}{r.top5:>7.3f}{r.mparams:>10.2f}{r.gflops:>9.3f}{r.latency_ms:>13.1f}"
+        f"{r.role:<27}{r.model:<18}{r.top1:>7.3f}{r.top5:>7.3f}{r.mparams:>10.2f}{r.gflops:>9.3f}{r.latency_ms:>23.1f}"
         for r in rows
     ]
     return "\n".join(lines)

@@ -150,14 +150,20 @@ def build_ensemble(
 
 
 def cpu_latency_ms(card_model: tuple[torch.nn.Module, ModelCard], *, repeats: int = 10) -> float:
-    """Median single-clip forward time on CPU (batch 1), the figure that matters for deployment."""
+    """Median single-clip forward time on one CPU thread (batch 1): the deployment figure, and one
+    that other processes on the machine disturb far less than a multi-threaded one."""
     model, card = card_model
     clip = torch.randn(1, 3, card.num_frames, card.size, card.size)
     timings = []
-    with torch.no_grad():
-        model(clip)
-        for _ in range(repeats):
-            started = time.perf_counter()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
             model(clip)
-            timings.append(time.perf_counter() - started)
+            for _ in range(repeats):
+                started = time.perf_counter()
+                model(clip)
+                timings.append(time.perf_counter() - started)
+    finally:
+        torch.set_num_threads(threads)
     return float(np.median(timings) * 1000)
