@@ -34,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
+import ray
+import ray.data
 
 from training.data.codec import decode_clip
 from training.data.embedded import SynthSpec, write_embedded_dataset
@@ -76,6 +78,8 @@ def timed_pass(batches: Iterable[int]) -> Pass:
 
 @dataclass(frozen=True)
 class Measurement:
+    """Timed passes of one pipeline; figures are medians over the passes, which resist a stray slow one."""
+
     name: str
     passes: list[Pass]
 
@@ -92,10 +96,10 @@ class Measurement:
         return statistics.median(p.first_batch_s for p in self.passes)
 
 
-def measure(name: str, run_pass: Callable[[], Iterable[int]], repeats: int) -> Measurement:
-    """One discarded warm-up pass, then ``repeats`` timed ones."""
+def measure(name: str, run_pass: Callable[[], Iterable[int]], args: argparse.Namespace) -> Measurement:
+    """One discarded warm-up pass, then ``args.repeats`` timed ones."""
     timed_pass(run_pass())
-    measurement = Measurement(name, [timed_pass(run_pass()) for _ in range(repeats)])
+    measurement = Measurement(name, [timed_pass(run_pass()) for _ in range(args.repeats)])
     print(f"  {name}: {measurement.steady_clips_per_s:.0f} clips/s steady, {measurement.clips_per_s:.0f} whole pass")
     return measurement
 
@@ -112,11 +116,12 @@ def bare_decode(paths: Sequence[str], num_frames: int, batch_size: int) -> Itera
 
 
 def in_process_batches(paths: Sequence[str], sampling: ClipSampling, batch_size: int) -> Iterator[int]:
+    """The baseline: the pipeline's decode and collate, in this process (``iterate_clips``)."""
     for batch in iterate_clips(paths, sampling, batch_size=batch_size):
         yield len(batch.labels)
 
 
-def ray_batches(dataset, batch_size: int, prefetch_batches: int) -> Iterator[int]:
+def ray_batches(dataset: ray.data.Dataset, batch_size: int, prefetch_batches: int) -> Iterator[int]:
     """Consume ``dataset`` as a Train worker does: torch batches through ``ClipCollate``."""
     iterator = dataset.iterator().iter_torch_batches(
         batch_size=batch_size, collate_fn=ClipCollate(), prefetch_batches=prefetch_batches
@@ -213,29 +218,12 @@ def repeat_dataset(source: Path, out: Path, times: int) -> list[str]:
     return load_manifest(out).shard_paths(out, "train")
 
 
-def configure_ray_data(args: argparse.Namespace) -> None:
-    """Process-wide Ray Data settings; a dataset captures them when it is created."""
-    import ray.data
-
-    # Per-pass INFO lines ("Starting execution of Dataset …") would drown the report; they stay in
-    # the session's ray-data.log at WARNING and above.
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    # Blocks bound both parallelism and memory: the reader emits one block per ``target_max_block_size``
-    # of encoded clips (one small shard is one 128 MiB block by default, i.e. one decode task and no
-    # parallelism) and each decode task holds its output up to that size before handing it on.
-    context.target_max_block_size = args.target_block_mib * MiB
-    context.use_datasource_v2 = not args.parquet_v1
-
-
 def start_ray(args: argparse.Namespace) -> None:
-    # Parquet V2 listing starts a pool of footer-reading actors (32 by default) for every pass; on
-    # two cores that is seconds of process start-up per epoch for a few footers. Workers inherit
-    # this environment from the raylet that ray.init starts.
-    os.environ.setdefault("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", str(args.footer_actors))
-    import ray
-
+    """``ray.init`` and the process-wide Ray Data settings (a dataset captures them when created)."""
+    # The V2 Parquet reader lists files through a pool of footer-reading actors (32 by default),
+    # started afresh on every pass: seconds of process start-up per epoch on two cores. Workers
+    # inherit this environment from the raylet that ray.init starts.
+    os.environ["RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"] = str(args.footer_actors)
     ray.init(
         num_cpus=args.num_cpus,
         include_dashboard=False,
@@ -243,7 +231,19 @@ def start_ray(args: argparse.Namespace) -> None:
         object_store_memory=args.object_store_mib * MiB,
         logging_level="WARNING",
     )
-    configure_ray_data(args)
+    # Per-pass INFO lines ("Starting execution of Dataset …") would drown the report; the session's
+    # ray-data.log keeps them.
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.use_datasource_v2 = args.parquet_reader == "v2"
+    # Blocks set both parallelism and memory: the reader cuts its output into blocks of this many
+    # encoded bytes (at Ray's 128 MiB a small shard is one block, so one decode task and no
+    # parallelism), and a decode task holds up to this much decoded output before handing it on.
+    context.target_max_block_size = round(args.target_block_mib * MiB)
+    # Ray reserves a share of the CPUs for every operator; with two CPUs the reader's reserved CPU
+    # sits idle once the (fast) read is done and the decode operator runs one task at a time.
+    context.op_resource_reservation_enabled = args.op_reservation
 
 
 def parse_args() -> argparse.Namespace:
@@ -261,19 +261,51 @@ def parse_args() -> argparse.Namespace:
     sampling.add_argument("--repeats", type=int, default=3, help="timed passes per measurement (after one warm-up)")
     pipeline = parser.add_argument_group("Ray Data knobs")
     pipeline.add_argument("--num-cpus", type=int, default=2, help="ray.init(num_cpus=...)")
-    pipeline.add_argument("--decode-batch-size", type=int, default=8, help="clip_dataset(decode_batch_size=...)")
-    pipeline.add_argument("--prefetch-batches", type=int, default=1, help="iter_torch_batches(prefetch_batches=...)")
+    pipeline.add_argument("--decode-batch-size", type=int, default=16, help="clip_dataset(decode_batch_size=...)")
+    pipeline.add_argument("--prefetch-batches", type=int, default=4, help="iter_torch_batches(prefetch_batches=...)")
     pipeline.add_argument(
-        "--target-block-mib", type=int, default=2, help="DataContext.target_max_block_size (Ray: 128)"
+        "--target-block-mib", type=float, default=2, help="DataContext.target_max_block_size (Ray: 128)"
     )
-    pipeline.add_argument("--footer-actors", type=int, default=1, help="RAY_DATA_PARQUET_FOOTER_NUM_ACTORS (Ray: 32)")
-    pipeline.add_argument("--parquet-v1", action="store_true", help="read with the V1 Parquet datasource")
+    pipeline.add_argument(
+        "--parquet-reader", choices=["v1", "v2"], default="v1", help="DataContext.use_datasource_v2 (Ray: v2)"
+    )
+    pipeline.add_argument(
+        "--footer-actors", type=int, default=1, help="RAY_DATA_PARQUET_FOOTER_NUM_ACTORS, v2 reader only (Ray: 32)"
+    )
+    pipeline.add_argument(
+        "--op-reservation",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="DataContext.op_resource_reservation_enabled (Ray: on)",
+    )
     pipeline.add_argument("--object-store-mib", type=int, default=1024, help="ray.init(object_store_memory=...)")
     return parser.parse_args()
 
 
 def _load() -> str:
     return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def report(
+    args: argparse.Namespace, throughput: list[Measurement], memory: list[MemoryPeak], loads: tuple[str, str]
+) -> None:
+    """The Markdown tables for ``RESULTS.md`` and the ratio line the goal is stated in."""
+    settings = ", ".join(f"{name}={value}" for name, value in vars(args).items())
+    print(f"\nsettings: {settings}\nload average (1, 5, 15 min): {loads[0]} before, {loads[1]} after\n")
+    print("| measurement | clips/s, steady | clips/s, whole pass | first batch, s |")
+    print("|---|---:|---:|---:|")
+    for m in throughput:
+        print(f"| {m.name} | {m.steady_clips_per_s:.0f} | {m.clips_per_s:.0f} | {m.first_batch_s:.2f} |")
+    print("\n| Ray pipeline pass over | clips | PSS before, MiB | peak PSS, MiB | peak RSS sum, MiB |")
+    print("|---|---:|---:|---:|---:|")
+    for label, peak in zip(("1× data", f"{args.scale}× data"), memory, strict=True):
+        mib = [round(value / MiB) for value in (peak.idle_pss, peak.peak_pss, peak.peak_rss)]
+        print(f"| {label} | {peak.clips} | {mib[0]} | {mib[1]} | {mib[2]} |")
+    single, pipeline = throughput[1], throughput[2]
+    print(
+        f"\nratio (b)/(a): {pipeline.steady_clips_per_s / single.steady_clips_per_s:.2f} steady, "
+        f"{pipeline.clips_per_s / single.clips_per_s:.2f} whole pass"
+    )
 
 
 def main() -> None:
@@ -283,48 +315,28 @@ def main() -> None:
         root = Path(tmp) / "1x"
         spec = SynthSpec(clips_per_class=args.clips_per_class, num_frames=args.frames, size=args.size, seed=0)
         write_embedded_dataset(root, spec, workers=os.cpu_count() or 1)
-        paths = load_manifest(root).shard_paths(root, "train")
+        manifest = load_manifest(root)
+        paths = manifest.shard_paths(root, "train")
         scaled_paths = repeat_dataset(root, Path(tmp) / f"{args.scale}x", args.scale)
-        clips = load_manifest(root).splits["train"].clips
         load_before = _load()
-        print(
-            f"{clips} training clips, {args.frames}×{args.size}² stored, {args.num_frames} sampled; load {load_before}"
-        )
+        clips = manifest.splits["train"].clips
+        print(f"{clips} training clips of {args.frames}×{args.size}² in {len(paths)} shard(s); load {load_before}")
 
-        bare = measure(
-            "(a0) bare decode_clip loop", lambda: bare_decode(paths, args.num_frames, args.batch_size), args.repeats
-        )
-        single = measure(
-            "(a) iterate_clips, 1 process", lambda: in_process_batches(paths, sampling, args.batch_size), args.repeats
-        )
+        throughput = [
+            measure("(a0) bare decode_clip loop", lambda: bare_decode(paths, args.num_frames, args.batch_size), args),
+            measure("(a) iterate_clips, 1 process", lambda: in_process_batches(paths, sampling, args.batch_size), args),
+        ]
         start_ray(args)
         dataset = clip_dataset(paths, sampling, decode_batch_size=args.decode_batch_size)
-        ray_pipeline = measure(
-            f"(b) Ray Data, num_cpus={args.num_cpus}",
-            lambda: ray_batches(dataset, args.batch_size, args.prefetch_batches),
-            args.repeats,
+        throughput.append(
+            measure(
+                f"(b) Ray Data, num_cpus={args.num_cpus}",
+                lambda: ray_batches(dataset, args.batch_size, args.prefetch_batches),
+                args,
+            )
         )
         memory = [pipeline_memory(paths, sampling, args), pipeline_memory(scaled_paths, sampling, args)]
-        load_after = _load()
-
-    print()
-    print("| measurement | clips/s, steady | clips/s, whole pass | first batch, s |")
-    print("|---|---:|---:|---:|")
-    for m in (bare, single, ray_pipeline):
-        print(f"| {m.name} | {m.steady_clips_per_s:.0f} | {m.clips_per_s:.0f} | {m.first_batch_s:.2f} |")
-    print()
-    print("| dataset | clips | PSS idle, MiB | peak PSS, MiB | peak RSS sum, MiB |")
-    print("|---|---:|---:|---:|---:|")
-    for label, peak in zip(("1×", f"{args.scale}×"), memory, strict=True):
-        print(
-            f"| {label} | {peak.clips} | {peak.idle_pss / MiB:.0f} | {peak.peak_pss / MiB:.0f} | {peak.peak_rss / MiB:.0f} |"
-        )
-    print()
-    print(f"load average (1, 5, 15 min): {load_before} before, {load_after} after")
-    print(
-        f"ratio (b)/(a): {ray_pipeline.steady_clips_per_s / single.steady_clips_per_s:.2f} steady, "
-        f"{ray_pipeline.clips_per_s / single.clips_per_s:.2f} whole pass"
-    )
+        report(args, throughput, memory, (load_before, _load()))
 
 
 if __name__ == "__main__":
