@@ -16,10 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from search_spaces import SearchSpace, describe_errors, load_space
+from search_spaces import SearchSpace, describe_errors, load_space, read_yaml_mapping
 from training.checkpoint import exported_members
 from training.config import TrainConfig
 from training.data.shards import load_manifest
@@ -87,14 +86,7 @@ def _is_uri(path: str) -> bool:
 def load_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[SweepConfig, SearchSpace]:
     """Read, resolve (paths relative to the YAML) and validate a sweep config and its search space."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"sweep config {path} not found")
-    try:
-        payload = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from error
-    if not isinstance(payload, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+    payload = read_yaml_mapping(path, "sweep config")
     try:
         config = SweepConfig.model_validate(payload)
     except ValidationError as error:

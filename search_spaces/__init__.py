@@ -131,19 +131,25 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         path = SPACES_DIR / f"{name_or_path}.yaml"
         if not path.is_file():
             raise FileNotFoundError(f"no search space named {name_or_path!r}; shipped: {', '.join(available())}")
+    payload = read_yaml_mapping(path, "search space file")
+    payload.setdefault("name", path.stem)
+    try:
+        return SearchSpace.model_validate(payload)
+    except ValidationError as error:
+        raise ValueError(f"{path}: {describe_errors(error)}") from None
+
+
+def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; errors name the file (``what`` says which kind)."""
     if not path.is_file():
-        raise FileNotFoundError(f"search space file {path} not found")
+        raise FileNotFoundError(f"{what} {path} not found")
     try:
         payload = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML ({error})") from error
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
-    payload.setdefault("name", path.stem)
-    try:
-        return SearchSpace.model_validate(payload)
-    except ValidationError as error:
-        raise ValueError(f"{path}: {describe_errors(error)}") from None
+    return payload
 
 
 def describe_errors(error: ValidationError) -> str:
