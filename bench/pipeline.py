@@ -9,6 +9,8 @@ Measured, in clips per second:
   resized crop and normalisation, i.e. the same work as the pipeline, in one process;
 * (b) ``clip_dataset`` → ``iter_torch_batches(collate_fn=ClipCollate())`` consumed here, with
   ``ray.init(num_cpus=2)``.
+* (b0) the same pipeline planned with Ray Data's own ``DataContext`` defaults instead of
+  ``pipeline_context()`` (reference: what the tuning buys).
 
 Each is run once to warm up (imports, Ray worker start-up), then ``--repeats`` times; the medians
 are reported. "Steady" counts only the clips delivered between 20 % and 80 % of a pass, so the
@@ -22,6 +24,7 @@ store's shared memory) between the processes that map them, so the sum counts ea
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import statistics
@@ -36,12 +39,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import ray
 import ray.data
+from ray.data._internal.execution.backpressure_policy import ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY
 
 from training.data.codec import decode_clip
 from training.data.embedded import SynthSpec, write_embedded_dataset
 from training.data.sampling import tsn_indices
 from training.data.shards import ClipRecord, DatasetWriter, load_manifest
-from training.data.stream import ClipCollate, ClipSampling, clip_dataset, iterate_clips
+from training.data.stream import ClipCollate, ClipSampling, clip_dataset, iterate_clips, pipeline_context
 
 MiB = 2**20
 STEADY_WINDOW = (0.2, 0.8)
@@ -55,6 +59,7 @@ class Pass:
     seconds: float
     first_batch_s: float
     steady_clips_per_s: float
+    cores: float
 
     @property
     def clips_per_s(self) -> float:
@@ -63,6 +68,7 @@ class Pass:
 
 def timed_pass(batches: Iterable[int]) -> Pass:
     """Drain ``batches`` (each item: the number of clips in one batch) and time it."""
+    cpu_before = tree_cpu_seconds()
     start = time.perf_counter()
     stamps: list[tuple[float, int]] = []
     delivered = 0
@@ -72,8 +78,13 @@ def timed_pass(batches: Iterable[int]) -> Pass:
     low, high = (fraction * delivered for fraction in STEADY_WINDOW)
     first = next(stamp for stamp in stamps if stamp[1] >= low)
     last = next(stamp for stamp in stamps if stamp[1] >= high)
-    steady = (last[1] - first[1]) / (last[0] - first[0]) if last[0] > first[0] else float("nan")
-    return Pass(clips=delivered, seconds=stamps[-1][0], first_batch_s=stamps[0][0], steady_clips_per_s=steady)
+    # A pass that arrives in a burst (everything buffered before the first batch) has no steady state.
+    bursty = last[0] - first[0] < 0.1 * stamps[-1][0]
+    steady = float("nan") if bursty else (last[1] - first[1]) / (last[0] - first[0])
+    cores = (tree_cpu_seconds() - cpu_before) / stamps[-1][0]
+    return Pass(
+        clips=delivered, seconds=stamps[-1][0], first_batch_s=stamps[0][0], steady_clips_per_s=steady, cores=cores
+    )
 
 
 @dataclass(frozen=True)
@@ -95,12 +106,19 @@ class Measurement:
     def first_batch_s(self) -> float:
         return statistics.median(p.first_batch_s for p in self.passes)
 
+    @property
+    def cores(self) -> float:
+        return statistics.median(p.cores for p in self.passes)
+
 
 def measure(name: str, run_pass: Callable[[], Iterable[int]], args: argparse.Namespace) -> Measurement:
     """One discarded warm-up pass, then ``args.repeats`` timed ones."""
     timed_pass(run_pass())
     measurement = Measurement(name, [timed_pass(run_pass()) for _ in range(args.repeats)])
-    print(f"  {name}: {measurement.steady_clips_per_s:.0f} clips/s steady, {measurement.clips_per_s:.0f} whole pass")
+    print(
+        f"  {name}: {measurement.steady_clips_per_s:.0f} clips/s steady, {measurement.clips_per_s:.0f} whole pass, "
+        f"{measurement.cores:.2f} cores busy"
+    )
     return measurement
 
 
@@ -148,6 +166,18 @@ def _process_tree(root: int) -> list[int]:
         frontier = [child for pid in frontier for child in children.get(pid, [])]
         tree += frontier
     return tree
+
+
+def tree_cpu_seconds() -> float:
+    """User + system CPU seconds of this process and its live descendants: busy cores = Δ / wall."""
+    ticks = 0
+    for pid in _process_tree(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _memory_kib(pid: int) -> tuple[int, int]:
@@ -199,19 +229,21 @@ class MemoryPeak:
 
 def pipeline_memory(paths: Sequence[str], sampling: ClipSampling, args: argparse.Namespace) -> MemoryPeak:
     """Peak memory of the process tree over one pass of the Ray pipeline over ``paths``."""
-    dataset = clip_dataset(paths, sampling, decode_batch_size=args.decode_batch_size)
+    dataset = clip_dataset(
+        paths, sampling, decode_batch_size=args.decode_batch_size, data_context=pipeline_settings(args)
+    )
     with PeakMemory() as memory:
         idle_pss = memory.sample()[0]
         result = timed_pass(ray_batches(dataset, args.batch_size, args.prefetch_batches))
     return MemoryPeak(clips=result.clips, idle_pss=idle_pss, peak_pss=memory.peak_pss, peak_rss=memory.peak_rss)
 
 
-def repeat_dataset(source: Path, out: Path, times: int) -> list[str]:
+def repeat_dataset(source: Path, out: Path, times: int, shard_bytes: int) -> list[str]:
     """``times`` copies of ``source``'s training clips, written through the same shard writer, so a
     larger dataset has the same layout rules without rendering it (which would dominate the run)."""
     manifest = load_manifest(source)
     table = pq.read_table(manifest.shard_paths(source, "train"))
-    with DatasetWriter(out, manifest.classes, source=f"{manifest.source}×{times}") as writer:
+    with DatasetWriter(out, manifest.classes, source=f"{manifest.source}×{times}", shard_bytes=shard_bytes) as writer:
         for copy in range(times):
             for row in table.to_pylist():
                 writer.write("train", ClipRecord(**{**row, "clip_id": f"{row['clip_id']}-{copy}"}))
@@ -219,11 +251,7 @@ def repeat_dataset(source: Path, out: Path, times: int) -> list[str]:
 
 
 def start_ray(args: argparse.Namespace) -> None:
-    """``ray.init`` and the process-wide Ray Data settings (a dataset captures them when created)."""
-    # The V2 Parquet reader lists files through a pool of footer-reading actors (32 by default),
-    # started afresh on every pass: seconds of process start-up per epoch on two cores. Workers
-    # inherit this environment from the raylet that ray.init starts.
-    os.environ["RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"] = str(args.footer_actors)
+    """``ray.init`` and the process-wide Ray Data settings that ``clip_dataset`` leaves to its caller."""
     ray.init(
         num_cpus=args.num_cpus,
         include_dashboard=False,
@@ -236,14 +264,24 @@ def start_ray(args: argparse.Namespace) -> None:
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
-    context.use_datasource_v2 = args.parquet_reader == "v2"
-    # Blocks set both parallelism and memory: the reader cuts its output into blocks of this many
-    # encoded bytes (at Ray's 128 MiB a small shard is one block, so one decode task and no
-    # parallelism), and a decode task holds up to this much decoded output before handing it on.
-    context.target_max_block_size = round(args.target_block_mib * MiB)
-    # Ray reserves a share of the CPUs for every operator; with two CPUs the reader's reserved CPU
-    # sits idle once the (fast) read is done and the decode operator runs one task at a time.
-    context.op_resource_reservation_enabled = args.op_reservation
+    if args.data_memory_mib is not None:
+        context.execution_options.resource_limits = ray.data.ExecutionResources(
+            object_store_memory=args.data_memory_mib * MiB
+        )
+
+
+def pipeline_settings(args: argparse.Namespace) -> ray.data.DataContext:
+    """``clip_dataset``'s ``pipeline_context()`` with the options given on the command line."""
+    context = pipeline_context()
+    if args.target_block_mib is not None:
+        context.target_max_block_size = round(args.target_block_mib * MiB)
+    if args.parquet_reader is not None:
+        context.use_datasource_v2 = args.parquet_reader == "v2"
+    if args.op_reservation is not None:
+        context.op_resource_reservation_enabled = args.op_reservation
+    if args.concurrency_cap:
+        context.remove_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY)
+    return context
 
 
 def parse_args() -> argparse.Namespace:
@@ -254,6 +292,12 @@ def parse_args() -> argparse.Namespace:
     data.add_argument("--clips-per-class", type=int, default=100, help="1× size; 80%% of it is the train split")
     data.add_argument("--frames", type=int, default=16, help="frames per stored clip")
     data.add_argument("--size", type=int, default=64, help="stored frame side and training crop side, pixels")
+    data.add_argument(
+        "--shard-mib",
+        type=float,
+        default=4,
+        help="shard size: small, so that more data means more shards, as with real clips in 128 MiB shards",
+    )
     data.add_argument("--scale", type=int, default=4, help="the larger dataset for the memory check is this × 1×")
     sampling = parser.add_argument_group("sampling and batching")
     sampling.add_argument("--num-frames", type=int, default=8, help="frames sampled per clip (TSN)")
@@ -264,22 +308,33 @@ def parse_args() -> argparse.Namespace:
     pipeline.add_argument("--decode-batch-size", type=int, default=16, help="clip_dataset(decode_batch_size=...)")
     pipeline.add_argument("--prefetch-batches", type=int, default=4, help="iter_torch_batches(prefetch_batches=...)")
     pipeline.add_argument(
-        "--target-block-mib", type=float, default=2, help="DataContext.target_max_block_size (Ray: 128)"
+        "--target-block-mib",
+        type=float,
+        help="DataContext.target_max_block_size (specdistill: 2, Ray: 128)",
     )
     pipeline.add_argument(
-        "--parquet-reader", choices=["v1", "v2"], default="v1", help="DataContext.use_datasource_v2 (Ray: v2)"
-    )
-    pipeline.add_argument(
-        "--footer-actors", type=int, default=1, help="RAY_DATA_PARQUET_FOOTER_NUM_ACTORS, v2 reader only (Ray: 32)"
+        "--parquet-reader", choices=["v1", "v2"], help="DataContext.use_datasource_v2 (specdistill: v1, Ray: v2)"
     )
     pipeline.add_argument(
         "--op-reservation",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="DataContext.op_resource_reservation_enabled (Ray: on)",
+        help="DataContext.op_resource_reservation_enabled (specdistill: off, Ray: on)",
+    )
+    pipeline.add_argument(
+        "--concurrency-cap",
+        action="store_true",
+        help="keep Ray Data's concurrency-cap backpressure policy (specdistill: off, Ray: on)",
     )
     pipeline.add_argument("--object-store-mib", type=int, default=1024, help="ray.init(object_store_memory=...)")
-    return parser.parse_args()
+    pipeline.add_argument(
+        "--data-memory-mib",
+        type=int,
+        help="execution_options.resource_limits.object_store_memory (default: Ray's share of the object store)",
+    )
+    args = parser.parse_args()
+    if args.scale < 2:
+        parser.error(f"--scale must be at least 2 (the memory check compares 1× with --scale×), got {args.scale}")
+    return args
 
 
 def _load() -> str:
@@ -292,10 +347,12 @@ def report(
     """The Markdown tables for ``RESULTS.md`` and the ratio line the goal is stated in."""
     settings = ", ".join(f"{name}={value}" for name, value in vars(args).items())
     print(f"\nsettings: {settings}\nload average (1, 5, 15 min): {loads[0]} before, {loads[1]} after\n")
-    print("| measurement | clips/s, steady | clips/s, whole pass | first batch, s |")
-    print("|---|---:|---:|---:|")
+    print("| measurement | clips/s, steady | clips/s, whole pass | first batch, s | cores busy |")
+    print("|---|---:|---:|---:|---:|")
     for m in throughput:
-        print(f"| {m.name} | {m.steady_clips_per_s:.0f} | {m.clips_per_s:.0f} | {m.first_batch_s:.2f} |")
+        print(
+            f"| {m.name} | {m.steady_clips_per_s:.0f} | {m.clips_per_s:.0f} | {m.first_batch_s:.2f} | {m.cores:.2f} |"
+        )
     print("\n| Ray pipeline pass over | clips | PSS before, MiB | peak PSS, MiB | peak RSS sum, MiB |")
     print("|---|---:|---:|---:|---:|")
     for label, peak in zip(("1× data", f"{args.scale}× data"), memory, strict=True):
@@ -304,7 +361,8 @@ def report(
     single, pipeline = throughput[1], throughput[2]
     print(
         f"\nratio (b)/(a): {pipeline.steady_clips_per_s / single.steady_clips_per_s:.2f} steady, "
-        f"{pipeline.clips_per_s / single.clips_per_s:.2f} whole pass"
+        f"{pipeline.clips_per_s / single.clips_per_s:.2f} whole pass; with Ray's defaults (b0)/(a) "
+        f"{throughput[3].clips_per_s / single.clips_per_s:.2f} whole pass"
     )
 
 
@@ -314,10 +372,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-pipeline-") as tmp:
         root = Path(tmp) / "1x"
         spec = SynthSpec(clips_per_class=args.clips_per_class, num_frames=args.frames, size=args.size, seed=0)
-        write_embedded_dataset(root, spec, workers=os.cpu_count() or 1)
+        shard_bytes = round(args.shard_mib * MiB)
+        write_embedded_dataset(root, spec, workers=os.cpu_count() or 1, shard_bytes=shard_bytes)
         manifest = load_manifest(root)
         paths = manifest.shard_paths(root, "train")
-        scaled_paths = repeat_dataset(root, Path(tmp) / f"{args.scale}x", args.scale)
+        scaled_paths = repeat_dataset(root, Path(tmp) / f"{args.scale}x", args.scale, shard_bytes)
         load_before = _load()
         clips = manifest.splits["train"].clips
         print(f"{clips} training clips of {args.frames}×{args.size}² in {len(paths)} shard(s); load {load_before}")
@@ -327,14 +386,13 @@ def main() -> None:
             measure("(a) iterate_clips, 1 process", lambda: in_process_batches(paths, sampling, args.batch_size), args),
         ]
         start_ray(args)
-        dataset = clip_dataset(paths, sampling, decode_batch_size=args.decode_batch_size)
-        throughput.append(
-            measure(
-                f"(b) Ray Data, num_cpus={args.num_cpus}",
-                lambda: ray_batches(dataset, args.batch_size, args.prefetch_batches),
-                args,
-            )
-        )
+        for name, settings in (
+            (f"(b) Ray Data, num_cpus={args.num_cpus}", pipeline_settings(args)),
+            ("(b0) the same with Ray's DataContext defaults", ray.data.DataContext.get_current().copy()),
+        ):
+            dataset = clip_dataset(paths, sampling, decode_batch_size=args.decode_batch_size, data_context=settings)
+            passes = functools.partial(ray_batches, dataset, args.batch_size, args.prefetch_batches)
+            throughput.append(measure(name, passes, args))
         memory = [pipeline_memory(paths, sampling, args), pipeline_memory(scaled_paths, sampling, args)]
         report(args, throughput, memory, (load_before, _load()))
 

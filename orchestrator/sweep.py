@@ -19,7 +19,6 @@ from orchestrator.config import SweepConfig, load_sweep_config
 from orchestrator.progress import SweepProgress
 from orchestrator.trial import TRAIN_RUNS_DIR, specdistill_trial
 from search_spaces import SearchSpace
-from training.data.stream import ray_runtime_env
 
 SWEEP_FILE = "specdistill-sweep.json"
 DRIVER_CPU = 0.05
@@ -115,14 +114,13 @@ def start_ray(config: SweepConfig) -> str | None:
     if ray.is_initialized():
         return None
     if os.environ.get("RAY_ADDRESS"):
-        return ray.init(runtime_env=ray_runtime_env()).dashboard_url
+        return ray.init().dashboard_url
     per_trial = config.resources.workers * config.resources.cpus_per_worker
     needed = config.tune.max_concurrent_trials * per_trial + 2
     context = ray.init(
         num_cpus=max(os.cpu_count() or 1, math.ceil(needed)),
         include_dashboard=True,
         log_to_driver=False,
-        runtime_env=ray_runtime_env(),
     )
     return context.dashboard_url
 

@@ -10,7 +10,6 @@ collate, so one bad file never stops an epoch.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,16 +26,40 @@ from training.data.sampling import multi_clip_indices, tsn_indices
 from training.data.transforms import clip_transform
 
 COLUMNS = ["video", "label", "num_frames"]
-# Ray Data 2.60 lists Parquet files by starting a pool of 32 footer-reading actors per execution,
-# i.e. every epoch; on a small node that costs seconds an epoch (measured: ~2 s of a 4 s epoch
-# on 2 cores). Two actors still overlap footer I/O. Applied where datasets are planned (this
-# process, and every worker through ``ray_runtime_env``); an explicit setting wins.
-RAY_DATA_ENV = {"RAY_DATA_PARQUET_FOOTER_NUM_ACTORS": "2"}
+MiB = 2**20
 
 
-def ray_runtime_env() -> dict[str, dict[str, str]]:
-    """``runtime_env`` for ``ray.init`` so Train's dataset coordinators plan with ``RAY_DATA_ENV``."""
-    return {"env_vars": {key: os.environ.get(key, value) for key, value in RAY_DATA_ENV.items()}}
+def pipeline_context():  # -> ray.data.DataContext
+    """A copy of the caller's ``DataContext`` tuned for a few shards of encoded video feeding
+    training, rather than Ray Data's defaults for large tabular reads. Measured with
+    ``bench/pipeline.py`` on 2 cores, the defaults lose about a third of the throughput:
+
+    * 128 MiB blocks make a small shard one block, so one decode task and no parallelism; 2 MiB of
+      encoded video (~50 clips) gives each shard several decode tasks, and a decode task holds at
+      most a few MiB of decoded frames before handing them on;
+    * the V2 Parquet reader lists files through a pool of footer-reading actors started afresh on
+      every epoch (seconds an epoch on a small node); the V1 reader reads footers in its tasks;
+    * per-operator CPU reservation keeps a core idle for the reader, which is done in milliseconds;
+    * the concurrency-cap backpressure policy restarts from a low cap on every execution, i.e.
+      every epoch, and ramps up slowly; decode tasks are then bounded by the CPU and object store
+      budget alone (the resource-budget and downstream-capacity policies stay on).
+    """
+    import ray.data
+    from ray.data._internal.execution import backpressure_policy
+
+    context = ray.data.DataContext.get_current().copy()
+    context.target_max_block_size = 2 * MiB
+    context.use_datasource_v2 = False
+    context.op_resource_reservation_enabled = False
+    context.set_config(
+        backpressure_policy.ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY,
+        [
+            policy
+            for policy in backpressure_policy.ENABLED_BACKPRESSURE_POLICIES
+            if policy is not backpressure_policy.ConcurrencyCapBackpressurePolicy
+        ],
+    )
+    return context
 
 
 @dataclass(frozen=True)
@@ -132,17 +155,31 @@ class ClipCollate(NumpyBatchCollateFn):
         return ClipBatch(clips=normalise(clips), labels=labels, skipped=int((~ok).sum()))
 
 
-def clip_dataset(paths: Sequence[str], sampling: ClipSampling, *, decode_batch_size: int = 8):  # -> ray.data.Dataset
+def clip_dataset(
+    paths: Sequence[str],
+    sampling: ClipSampling,
+    *,
+    decode_batch_size: int = 8,
+    data_context=None,  # ray.data.DataContext | None
+):  # -> ray.data.Dataset
     """Lazy Ray Data pipeline over shard ``paths``. Training shuffles the file order each epoch;
-    shards are written in shuffled clip order, and consumers add a local shuffle buffer."""
+    shards are written in shuffled clip order, and consumers add a local shuffle buffer.
+
+    The dataset is planned under ``data_context`` (default: ``pipeline_context()``); a Dataset
+    keeps the context it was created with, also inside Train workers, so the caller's own context
+    and its other datasets are left as they were.
+    """
     import ray.data
 
-    for key, value in RAY_DATA_ENV.items():
-        os.environ.setdefault(key, value)
-    dataset = ray.data.read_parquet(list(paths), shuffle="files" if sampling.train else None).select_columns(COLUMNS)
-    return dataset.map_batches(
-        decode_batch, fn_kwargs={"sampling": sampling}, batch_size=decode_batch_size, num_cpus=1, zero_copy_batch=True
-    )
+    with ray.data.DataContext.current(data_context or pipeline_context()):
+        dataset = ray.data.read_parquet(list(paths), shuffle="files" if sampling.train else None)
+        return dataset.select_columns(COLUMNS).map_batches(
+            decode_batch,
+            fn_kwargs={"sampling": sampling},
+            batch_size=decode_batch_size,
+            num_cpus=1,
+            zero_copy_batch=True,
+        )
 
 
 def iterate_clips(

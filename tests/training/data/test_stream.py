@@ -11,7 +11,13 @@ import pytest
 import torch
 
 from training.data.normalize import MEAN, STD
-from training.data.stream import ClipCollate, ClipSampling, clip_dataset, decode_batch, iterate_clips
+from training.data.stream import (
+    ClipCollate,
+    ClipSampling,
+    clip_dataset,
+    decode_batch,
+    iterate_clips,
+)
 
 
 def _paths(motion_shards, split: str) -> list[str]:
@@ -83,3 +89,30 @@ def test_ray_data_pipeline_streams_batches_to_a_consumer(motion_shards, ray_loca
         assert batch.clips.shape[1:] == (3, 8, 32, 32) and batch.clips.dtype == torch.float32
         labels += batch.labels.tolist()
     assert Counter(labels) == dict.fromkeys(range(10), 5)
+
+
+def test_pipeline_is_planned_with_its_own_data_context(motion_shards, ray_local) -> None:
+    """The tuned settings travel with the dataset (Train workers execute it with them), and the
+    caller's context, used by its other datasets, is left as it was."""
+    import ray.data
+    from ray.data._internal.execution.backpressure_policy import (
+        ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY,
+        ConcurrencyCapBackpressurePolicy,
+        ResourceBudgetBackpressurePolicy,
+    )
+
+    def settings(context: ray.data.DataContext) -> tuple:
+        policies = context.get_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY, None)
+        return context.target_max_block_size, context.use_datasource_v2, policies
+
+    caller = ray.data.DataContext.get_current()
+    before = settings(caller)
+    dataset = clip_dataset(_paths(motion_shards, "train"), ClipSampling(num_frames=8, size=32))
+    block_size, v2_reader, policies = settings(dataset.context)
+    assert (block_size, v2_reader) == (2 * 2**20, False)
+    assert ResourceBudgetBackpressurePolicy in policies and ConcurrencyCapBackpressurePolicy not in policies
+    assert ray.data.DataContext.get_current() is caller and settings(caller) == before != settings(dataset.context)
+    ray_defaults = clip_dataset(
+        _paths(motion_shards, "train"), ClipSampling(num_frames=8, size=32), data_context=caller.copy()
+    )
+    assert settings(ray_defaults.context) == before

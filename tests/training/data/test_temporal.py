@@ -25,10 +25,12 @@ from training.models import create_model
 NUM_FRAMES = 8
 SIZE = 32
 CLIPS_PER_CLASS = 50  # 400 training and 100 held-out clips
-STEPS = 200
+# 250 steps (~10 epochs) is where TSM is reliably clear of frame averaging: on the dev box, over
+# model seeds 0/1 and dataset seeds 0/1, frame averaging scored 0.17–0.22 and TSM 0.74–0.84 (margins
+# 0.52–0.62; at 200 steps TSM was still 0.72–0.76). The asserted margin keeps half of that as headroom.
+STEPS = 250
 BATCH_SIZE = 16
 LEARNING_RATE = 2e-3
-# Observed on the dev box: frame averaging ~0.1–0.2, TSM ~0.7 (see the module docstring).
 MIN_MARGIN = 0.25
 
 
