@@ -43,7 +43,7 @@ SPACE = {
 }
 
 
-def prepare(root: Path, clips_per_class: int, epochs: int, trials: int) -> Path:
+def prepare(root: Path, clips_per_class: int, epochs: int, trials: int, loader: str) -> Path:
     """Dataset, an (untrained) exported teacher, and the sweep YAML both runs share."""
     data = write_embedded_dataset(root / "data", SynthSpec(clips_per_class=clips_per_class, num_frames=8, size=32))
     classes = load_manifest(data).classes
@@ -57,12 +57,14 @@ def prepare(root: Path, clips_per_class: int, epochs: int, trials: int) -> Path:
         "search_space": "space.yaml",
         "train": {
             "stage": "distill",
-            "data": {"path": str(data), "num_frames": 8, "size": 32},
+            "data": {"path": str(data), "num_frames": 8, "size": 32, "loader": loader},
             "model": "tsm_mobilenet_v2",
             "teachers": [str(root / "teacher")],
             "optim": {"epochs": epochs, "batch_size": 16},
         },
         "tune": {"num_samples": trials, "max_concurrent_trials": 1, "scheduler": "fifo", "seed": 0},
+        # Both cores, like the plain loop: Ray gives a trial as many torch threads as CPUs.
+        "resources": {"workers": 1, "cpus_per_worker": os.cpu_count() or 1},
     }
     path = root / "sweep.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -84,7 +86,11 @@ def plain_optuna(sweep_yaml: Path, trials: int) -> tuple[float, list[float]]:
         root = Path(cfg.data.path)
         train, val = samplings(cfg)
         session = LocalSession(
-            manifest.shard_paths(root, cfg.data.train_split), manifest.shard_paths(root, cfg.data.val_split), train, val
+            manifest.shard_paths(root, cfg.data.train_split),
+            manifest.shard_paths(root, cfg.data.val_split),
+            train,
+            val,
+            seed=cfg.seed,
         )
         run_training(cfg.model_dump(mode="json"), session)
         durations.append(time.perf_counter() - started)
@@ -119,10 +125,17 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--clips-per-class", type=int, default=40)
+    parser.add_argument(
+        "--loader",
+        choices=["in_process", "ray_data"],
+        default="in_process",
+        help="train.data.loader of the sweep's trials: in_process decodes like the plain loop (the Tune "
+        "overhead alone); ray_data adds Ray Data decode tasks sharing the cores",
+    )
     args = parser.parse_args()
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     with tempfile.TemporaryDirectory(prefix="overhead") as directory:
-        sweep_yaml = prepare(Path(directory), args.clips_per_class, args.epochs, args.trials)
+        sweep_yaml = prepare(Path(directory), args.clips_per_class, args.epochs, args.trials, args.loader)
         plain_total, plain_trials = plain_optuna(sweep_yaml, args.trials)
         ray_total, fit_total, ray_trials = ray_sweep(sweep_yaml)
     n = args.trials

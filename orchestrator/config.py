@@ -74,6 +74,15 @@ class SweepConfig(BaseModel):
     tune: TuneSettings = Field(default_factory=TuneSettings)
     resources: Resources = Field(default_factory=Resources)
 
+    @model_validator(mode="after")
+    def _in_process_loader_alone(self) -> SweepConfig:
+        if self.train.data.loader == "in_process" and self.resources.workers > 1:
+            raise ValueError(
+                f"train.data.loader: in_process decodes inside a single-worker trial; resources.workers is "
+                f"{self.resources.workers} (use ray_data, which splits the clips between workers)"
+            )
+        return self
+
     @property
     def sweep_dir(self) -> str:
         return f"{self.storage_path.rstrip('/')}/{self.name}"

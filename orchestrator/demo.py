@@ -99,7 +99,11 @@ def run_demo(spec: DemoSpec = DemoSpec(), echo: Callable[[str], None] = print) -
             "ce_only": {"objective.kd_weight": 0.0, "objective.spectrum_weight": 0.0, "objective.parameter_weight": 0.0}
         },
     )
-    baseline_config = distill_config.model_copy(update={"name": "demo-ce-student"})
+    # One trial alone: give it every core the sweep's trials shared.
+    resources = distill_config.resources.model_copy(
+        update={"cpus_per_worker": distill_config.resources.cpus_per_worker * distill_config.tune.max_concurrent_trials}
+    )
+    baseline_config = distill_config.model_copy(update={"name": "demo-ce-student", "resources": resources})
     ce_only.check_against(baseline_config.train)
     launch(baseline_config, ce_only, echo=echo)
     baseline = export_best(baseline_config.sweep_dir, spec.output / "ce-student")[0]

@@ -87,6 +87,9 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
             scheduler=scheduler,
             num_samples=settings.num_samples if space.kind == "optuna" else 1,
             max_concurrent_trials=settings.max_concurrent_trials,
+            # A fresh trial actor re-imports torch and the models (seconds per trial on a small
+            # node); trials of one sweep share resource shapes, so the actor can run the next one.
+            reuse_actors=True,
         ),
         run_config=ray.tune.RunConfig(
             name=config.name,

@@ -50,9 +50,14 @@ def specdistill_trial(config: dict[str, Any]) -> None:
         return clip_dataset(train_paths, train_sampling, decode_batch_size=cfg.data.decode_batch_size)
 
     if resources["workers"] == 1:
-        from training.session import TuneSession
+        from training.session import TuneSession, default_device, in_process_batches, ray_data_batches
 
-        run_training(payload, TuneSession(train_dataset(), val_paths, val_sampling))
+        device = default_device()
+        if cfg.data.loader == "in_process":
+            batches = in_process_batches(train_paths, train_sampling, device, seed=cfg.seed)
+        else:
+            batches = ray_data_batches(train_dataset(), device)
+        run_training(payload, TuneSession(batches, val_paths, val_sampling))
         return
 
     import ray.train

@@ -30,6 +30,14 @@ class DataConfig(BaseModel):
     min_scale: float = Field(0.6, gt=0, le=1)
     eval_clips: int = Field(1, ge=1)
     decode_batch_size: int = Field(8, ge=1)
+    loader: Literal["ray_data", "in_process"] = Field(
+        "ray_data",
+        description=(
+            "ray_data: decode in Ray Data tasks beside the trainer (parallel; what a GPU needs). "
+            "in_process: a single-worker trial decodes its own clips between steps, so it never "
+            "shares its cores with decode tasks (faster for CPU-only trials on small nodes)"
+        ),
+    )
 
 
 class OptimConfig(BaseModel):

@@ -80,6 +80,15 @@ def _average_gradients_across_ranks(module: nn.Module, world_size: int) -> None:
         parameter.register_post_accumulate_grad_hook(hook)
 
 
+def _empty_on_any_rank(clips: int, session: Session) -> bool:
+    """Whether any rank's batch lost all its clips to decode errors. Ranks then skip the step
+    together: one rank skipping alone would leave the others waiting in DDP's gradient all-reduce."""
+    if session.world_size == 1:
+        return clips == 0
+    empty = torch.tensor([float(clips == 0)], device=session.device)
+    return bool(session.all_reduce_sum(empty).item() > 0)
+
+
 def evaluate(model: nn.Module, session: Session, batch_size: int) -> dict[str, float]:
     """Top-1/top-5/cross-entropy over the validation split, summed across ranks. Multi-view batches
     (``N×V×3×T×H×W``) average the views' softmax probabilities."""
@@ -165,7 +174,7 @@ def run_training(config: dict[str, Any], session: Session) -> None:
             if index == steps:
                 break
             skipped += batch.skipped
-            if len(batch.labels) == 0:
+            if _empty_on_any_rank(len(batch.labels), session):
                 continue
             if objective is None:
                 result = supervised_step(

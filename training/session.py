@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -71,6 +72,38 @@ class _ValidationCache:
         return batches
 
 
+TrainBatches = Callable[[int], Iterable[ClipBatch]]
+
+
+def in_process_batches(paths: list[str], sampling: ClipSampling, device: torch.device, *, seed: int) -> TrainBatches:
+    """Training batches decoded in the calling process, in a new random order every epoch."""
+    shuffle = np.random.default_rng(seed)
+
+    def batches(batch_size: int) -> Iterable[ClipBatch]:
+        return iterate_clips(paths, sampling, batch_size=batch_size, device=device, shuffle=shuffle)
+
+    return batches
+
+
+def ray_data_batches(dataset: ray.data.Dataset, device: torch.device) -> TrainBatches:
+    """Training batches from a Ray Data pipeline (decode tasks run beside the trainer)."""
+
+    def batches(batch_size: int) -> Iterable[ClipBatch]:
+        return dataset.iterator().iter_torch_batches(
+            batch_size=batch_size,
+            collate_fn=ClipCollate(device),
+            local_shuffle_buffer_size=4 * batch_size,
+            drop_last=True,
+            prefetch_batches=2,
+        )
+
+    return batches
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 class LocalSession:
     """The loop in this process with no Ray at all: in-process decoding, metrics kept in
     ``history``. The baseline that Ray's overhead is measured against (``bench/``), and a way to
@@ -79,9 +112,11 @@ class LocalSession:
     rank = 0
     world_size = 1
 
-    def __init__(self, train_paths: list[str], val_paths: list[str], train: ClipSampling, val: ClipSampling):
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self._train_paths, self._train_sampling = train_paths, train
+    def __init__(
+        self, train_paths: list[str], val_paths: list[str], train: ClipSampling, val: ClipSampling, *, seed: int = 0
+    ):
+        self.device = default_device()
+        self._train = in_process_batches(train_paths, train, self.device, seed=seed)
         self._val = _ValidationCache(val_paths, val, 0, 1, self.device)
         self.history: list[dict[str, float]] = []
 
@@ -89,7 +124,7 @@ class LocalSession:
         return module.to(self.device)
 
     def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
-        return iterate_clips(self._train_paths, self._train_sampling, batch_size=batch_size, device=self.device)
+        return self._train(batch_size)
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
         return self._val.batches(batch_size)
@@ -106,15 +141,16 @@ class LocalSession:
 
 
 class TuneSession:
-    """A single-worker trial running inside the Tune function trainable."""
+    """A single-worker trial running inside the Tune function trainable; ``train`` yields each
+    epoch's batches (``in_process_batches`` or ``ray_data_batches``)."""
 
     rank = 0
     world_size = 1
 
-    def __init__(self, train: ray.data.Dataset, val_paths: list[str], val: ClipSampling):
+    def __init__(self, train: TrainBatches, val_paths: list[str], val: ClipSampling):
         import ray.tune
 
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device()
         self._train = train
         self._val = _ValidationCache(val_paths, val, 0, 1, self.device)
         self._gauges = TrialGauges(ray.tune.get_context().get_trial_id() or "local")
@@ -123,13 +159,7 @@ class TuneSession:
         return module.to(self.device)
 
     def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
-        return self._train.iterator().iter_torch_batches(
-            batch_size=batch_size,
-            collate_fn=ClipCollate(self.device),
-            local_shuffle_buffer_size=4 * batch_size,
-            drop_last=True,
-            prefetch_batches=2,
-        )
+        return self._train(batch_size)
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
         return self._val.batches(batch_size)

@@ -189,19 +189,34 @@ def iterate_clips(
     batch_size: int,
     device: torch.device | str = "cpu",
     part: tuple[int, int] = (0, 1),
+    shuffle: np.random.Generator | None = None,
 ) -> Iterator[ClipBatch]:
-    """The same decode and collate, in this process, in file order: for evaluation and baselines.
+    """The same decode and collate, in this process: for evaluation, baselines and single-worker
+    trials that decode in their own process.
 
     ``part=(rank, world_size)`` keeps every ``world_size``-th batch starting at ``rank``, skipped
-    before decoding, so ranks split the work instead of repeating it.
+    before decoding, so ranks split the work instead of repeating it. ``shuffle`` visits the files
+    in a random order and the clips of each file in a random order (one file's encoded bytes are
+    held at a time); without it, files and clips come in stored order.
     """
     rank, world_size = part
     collate = ClipCollate(device)
-    index = -1
-    for path in paths:
-        for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=COLUMNS):
-            index += 1
-            if index % world_size != rank:
-                continue
-            columns = {name: record_batch.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS}
+    for index, columns in enumerate(_encoded_batches(paths, batch_size, shuffle)):
+        if index % world_size == rank:
             yield collate(decode_batch(columns, sampling))
+
+
+def _encoded_batches(
+    paths: Sequence[str], batch_size: int, shuffle: np.random.Generator | None
+) -> Iterator[dict[str, np.ndarray]]:
+    if shuffle is None:
+        for path in paths:
+            for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=COLUMNS):
+                yield {name: record_batch.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS}
+        return
+    for file_index in shuffle.permutation(len(paths)):
+        table = pq.read_table(paths[file_index], columns=COLUMNS)
+        order = shuffle.permutation(table.num_rows)
+        for start in range(0, table.num_rows, batch_size):
+            rows = table.take(order[start : start + batch_size])
+            yield {name: rows.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS}

@@ -1,0 +1,215 @@
+"""The paper's ablation on the embedded motion dataset, run through the real sweep machinery.
+
+One teacher (``tsm_resnet18``, trained here exactly as ``make demo`` trains it), one student
+(``tsm_mobilenet_v2``) and one budget for every row; the rows are the variants of
+``search_spaces/ablation.yaml`` (which loss terms are on), each run once per seed, as one
+``specdistill sweep`` with a FIFO scheduler so that every trial gets the whole budget. The training
+recipe is the demo's (``configs/demo-distill.yaml``: data, optimiser, objective weights, tap
+choice, temperatures); only the budget options below change it.
+
+Prints, per row, the mean ± standard deviation over seeds of the validation top-1 and top-5 after
+the last epoch (not the best epoch: picking per seed would favour noisy rows), the teacher's
+accuracy on the same clips, and each of the paper's three claims checked against the table: a
+difference of means counts as reproduced only when it exceeds twice its standard error.
+
+    python bench/ablation.py                       # CPU-sized: 3 seeds × 7 rows, ~25 min on 2 cores
+    python bench/ablation.py --seeds 0 1 2 3 4 --epochs 6 --keep runs/ablation
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shlex
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.config import SweepConfig, load_sweep_config
+from orchestrator.evaluation import evaluate_export
+from orchestrator.selection import TrialRecord, read_sweep
+from orchestrator.sweep import launch
+from orchestrator.teachers import train_teachers
+from search_spaces import SearchSpace, load_space
+from training.config import with_overrides
+from training.data.embedded import SynthSpec, write_embedded_dataset
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+
+# The paper's claims as (better row, worse row) pairs, in the order the paper makes them.
+CLAIMS = [
+    ("spectrum", "logit_kd", "spectrum distillation beats logit KD"),
+    ("spectrum", "fitnets_feature_mse", "spectrum distillation beats feature MSE on raw taps (FitNets)"),
+    ("spectrum_parameter", "spectrum", "parameter-distribution distillation adds to spectrum distillation"),
+    ("full_mutual", "spectrum_parameter", "collaborative (mutual) learning adds again"),
+]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One variant's final-epoch accuracies, one entry per seed that finished."""
+
+    variant: str
+    seeds: list[int]
+    top1: list[float]
+    top5: list[float]
+
+    @staticmethod
+    def _mean_std(values: list[float]) -> tuple[float, float]:
+        return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else float("nan")
+
+    @property
+    def top1_mean_std(self) -> tuple[float, float]:
+        return self._mean_std(self.top1)
+
+    @property
+    def top5_mean_std(self) -> tuple[float, float]:
+        return self._mean_std(self.top5)
+
+
+def final_result(record: TrialRecord, epochs: int) -> dict | None:
+    """The trial's report after its last epoch, or None if it did not get there."""
+    finished = [r for r in record.results if r.get("epoch") == epochs and "val_top1" in r]
+    return finished[-1] if finished else None
+
+
+def collect_rows(sweep_dir: str, space: SearchSpace, epochs: int) -> tuple[list[Row], list[str]]:
+    """Rows in the space's order, and a line for each trial that did not finish."""
+    finals: dict[str, list[tuple[int, dict]]] = {name: [] for name in space.variants}
+    missing = []
+    for record in read_sweep(sweep_dir):
+        variant, seed = record.params["variant"], record.params["seed"]
+        result = final_result(record, epochs)
+        if result is None:
+            missing.append(f"{variant}, seed {seed}: no result after epoch {epochs} (see {record.directory})")
+        else:
+            finals[variant].append((seed, result))
+    rows = []
+    for variant, results in finals.items():
+        results.sort(key=lambda item: item[0])
+        rows.append(
+            Row(
+                variant,
+                [seed for seed, _ in results],
+                [float(r["val_top1"]) for _, r in results],
+                [float(r["val_top5"]) for _, r in results],
+            )
+        )
+    return rows, missing
+
+
+def judge(better: Row, worse: Row) -> tuple[float, float, str]:
+    """Difference of top-1 means, its standard error, and the verdict (reproduced / not shown / reversed)."""
+    if len(better.top1) < 2 or len(worse.top1) < 2:
+        return float("nan"), float("nan"), "too few seeds finished"
+    difference = better.top1_mean_std[0] - worse.top1_mean_std[0]
+    error = math.sqrt(
+        statistics.variance(better.top1) / len(better.top1) + statistics.variance(worse.top1) / len(worse.top1)
+    )
+    if difference > 2 * error:
+        return difference, error, "reproduced"
+    if difference < -2 * error:
+        return difference, error, "reversed"
+    return difference, error, "not shown (within 2 standard errors)"
+
+
+def configs(args: argparse.Namespace, work: Path) -> tuple[SweepConfig, SweepConfig]:
+    """The demo's teacher and distillation configs, pointed at ``work`` and given this run's budget."""
+    data, runs = str(work / "data"), str(work / "runs")
+    teacher, _ = load_sweep_config(CONFIGS / "demo-teacher.yaml")
+    teacher = teacher.model_copy(
+        update={
+            "name": "ablation-teacher",
+            "storage_path": runs,
+            "train": with_overrides(teacher.train, {"data.path": data, "optim.epochs": args.teacher_epochs}),
+        }
+    )
+    distill, _ = load_sweep_config(CONFIGS / "demo-distill.yaml")
+    train = with_overrides(
+        distill.train,
+        {
+            "data.path": data,
+            "teachers": [str(work / "teacher")],
+            "optim.epochs": args.epochs,
+            "optim.max_steps_per_epoch": args.max_steps_per_epoch,
+        },
+    )
+    tune = distill.tune.model_copy(update={"scheduler": "fifo", "max_concurrent_trials": args.concurrency})
+    distill = distill.model_copy(update={"name": "ablation", "storage_path": runs, "train": train, "tune": tune})
+    return teacher, distill
+
+
+def render(rows: list[Row], teacher: tuple[float, float]) -> str:
+    lines = [
+        "| row | top-1, mean ± std | top-5, mean ± std | seeds | top-1 per seed |",
+        "|---|---:|---:|---:|---|",
+        f"| teacher (tsm_resnet18) | {teacher[0]:.3f} | {teacher[1]:.3f} | 1 | |",
+    ]
+    for row in rows:
+        if not row.top1:
+            lines.append(f"| {row.variant} | — | — | 0 | |")
+            continue
+        (m1, s1), (m5, s5) = row.top1_mean_std, row.top5_mean_std
+        per_seed = ", ".join(f"{value:.3f}" for value in row.top1)
+        lines.append(f"| {row.variant} | {m1:.3f} ± {s1:.3f} | {m5:.3f} ± {s5:.3f} | {len(row.top1)} | {per_seed} |")
+    by_name = {row.variant: row for row in rows}
+    lines += ["", "| paper's claim | Δ top-1 (± s.e.) | verdict |", "|---|---:|---|"]
+    for better, worse, claim in CLAIMS:
+        if better not in by_name or worse not in by_name:
+            continue
+        difference, error, verdict = judge(by_name[better], by_name[worse])
+        lines.append(f"| {claim} (`{better}` − `{worse}`) | {difference:+.3f} ± {error:.3f} | {verdict} |")
+    return "\n".join(lines)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--space", default="ablation", help="grid search space (name or YAML path)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the space's seeds (at least 2)")
+    parser.add_argument("--clips-per-class", type=int, default=100, help="embedded dataset size (80%% train)")
+    parser.add_argument("--teacher-epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=4, help="student epochs per trial")
+    parser.add_argument("--max-steps-per-epoch", type=int, default=30)
+    parser.add_argument("--concurrency", type=int, default=2, help="trials at a time (one CPU each)")
+    parser.add_argument("--keep", type=Path, help="work directory to keep (data, teacher, sweep); default: temporary")
+    args = parser.parse_args()
+    if args.seeds is not None and len(args.seeds) < 2:
+        parser.error("--seeds needs at least two seeds: a single run has no spread")
+    if args.keep is not None and args.keep.exists():
+        parser.error(f"--keep {args.keep} exists: give a new directory")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    space = load_space(args.space)
+    if args.seeds is not None:
+        space = space.model_copy(update={"seeds": args.seeds})
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-ablation-") as tmp:
+        work = args.keep or Path(tmp)
+        teacher_config, distill_config = configs(args, work)
+        space.check_against(distill_config.train)
+        write_embedded_dataset(
+            work / "data", SynthSpec(clips_per_class=args.clips_per_class, num_frames=8, size=32), workers=2
+        )
+        teacher = train_teachers(teacher_config, work / "teacher")[0]
+        teacher_report = evaluate_export(teacher, work / "data", clips=distill_config.train.data.eval_clips)
+        launch(distill_config, space)
+        rows, missing = collect_rows(distill_config.sweep_dir, space, args.epochs)
+    minutes = (time.perf_counter() - started) / 60
+    command = shlex.join(["python", "bench/ablation.py", *sys.argv[1:]])
+    print(f"\ncommand: {command}\nwall clock: {minutes:.1f} min; load average now {os.getloadavg()[0]:.2f}\n")
+    print(render(rows, (teacher_report.top1, teacher_report.top5)))
+    for line in missing:
+        print(f"missing: {line}")
+
+
+if __name__ == "__main__":
+    main()
