@@ -77,7 +77,11 @@ def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local,
     runner = threading.Thread(target=lambda: outcome.update(grid=run_sweep(config)))
     runner.start()
     _wait_for(lambda: _first_epoch_reported(sweep_dir), 240, "the first epoch's report")
-    workers = list_actors(filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")])
+    # This session's cluster by address: another Ray on the machine would make "auto" ambiguous.
+    workers = list_actors(
+        address=ray_local.get_runtime_context().gcs_address,
+        filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
+    )
     assert len(workers) == 2
     os.kill(workers[1].pid, signal.SIGKILL)
     runner.join(timeout=400)
