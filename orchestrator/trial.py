@@ -56,7 +56,7 @@ def specdistill_trial(config: dict[str, Any]) -> None:
         if cfg.data.loader == "in_process":
             batches = in_process_batches(train_paths, train_sampling, device, seed=cfg.seed)
         else:
-            batches = ray_data_batches(train_dataset(), device)
+            batches = ray_data_batches(train_dataset().iterator(), device)
         run_training(payload, TuneSession(batches, val_paths, val_sampling))
         return
 

@@ -85,11 +85,12 @@ def in_process_batches(paths: list[str], sampling: ClipSampling, device: torch.d
     return batches
 
 
-def ray_data_batches(dataset: ray.data.Dataset, device: torch.device) -> TrainBatches:
-    """Training batches from a Ray Data pipeline (decode tasks run beside the trainer)."""
+def ray_data_batches(iterator: ray.data.DataIterator, device: torch.device) -> TrainBatches:
+    """Training batches from a Ray Data pipeline (decode tasks run beside the trainer): a
+    dataset's ``iterator()`` in a trial, ``get_dataset_shard`` in a Train worker."""
 
     def batches(batch_size: int) -> Iterable[ClipBatch]:
-        return dataset.iterator().iter_torch_batches(
+        return iterator.iter_torch_batches(
             batch_size=batch_size,
             collate_fn=ClipCollate(device),
             local_shuffle_buffer_size=4 * batch_size,
@@ -200,6 +201,7 @@ class TrainSession:
         context = ray.train.get_context()
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
         self.device = ray.train.torch.get_device()
+        self._train = ray_data_batches(ray.train.get_dataset_shard("train"), self.device)
         self._val = _ValidationCache(val_paths, val, self.rank, self.world_size, self.device)
         self._gauges = TrialGauges(trial_id) if self.rank == 0 else None
 
@@ -209,15 +211,7 @@ class TrainSession:
         return ray.train.torch.prepare_model(module, parallel_strategy="ddp" if trainable else None)
 
     def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
-        import ray.train
-
-        return ray.train.get_dataset_shard("train").iter_torch_batches(
-            batch_size=batch_size,
-            collate_fn=ClipCollate(self.device),
-            local_shuffle_buffer_size=4 * batch_size,
-            drop_last=True,
-            prefetch_batches=2,
-        )
+        return self._train(batch_size)
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
         return self._val.batches(batch_size)

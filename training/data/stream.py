@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
@@ -209,14 +210,27 @@ def iterate_clips(
 def _encoded_batches(
     paths: Sequence[str], batch_size: int, shuffle: np.random.Generator | None
 ) -> Iterator[dict[str, np.ndarray]]:
+    """Encoded rows in batches of ``batch_size``. Stored order: batches stop at file ends (the
+    evaluation path splits by batch index). Shuffled: rows carry over between files, so only the
+    epoch's last batch can be short."""
     if shuffle is None:
         for path in paths:
             for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=COLUMNS):
-                yield {name: record_batch.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS}
+                yield _numpy_columns(record_batch)
         return
+    pending = None
     for file_index in shuffle.permutation(len(paths)):
         table = pq.read_table(paths[file_index], columns=COLUMNS)
-        order = shuffle.permutation(table.num_rows)
-        for start in range(0, table.num_rows, batch_size):
-            rows = table.take(order[start : start + batch_size])
-            yield {name: rows.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS}
+        table = table.take(shuffle.permutation(table.num_rows))
+        if pending is not None:
+            table = pa.concat_tables([pending, table])
+        whole = table.num_rows - table.num_rows % batch_size
+        for start in range(0, whole, batch_size):
+            yield _numpy_columns(table.slice(start, batch_size))
+        pending = table.slice(whole)
+    if pending is not None and pending.num_rows:
+        yield _numpy_columns(pending)
+
+
+def _numpy_columns(rows: pa.Table | pa.RecordBatch) -> dict[str, np.ndarray]:
+    return {name: rows.column(name).to_numpy(zero_copy_only=False) for name in COLUMNS}

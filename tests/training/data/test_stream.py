@@ -36,6 +36,20 @@ def test_in_process_iterator_yields_normalised_clips_and_all_labels(motion_shard
     assert lowest - 1e-5 <= clips.min() < clips.max() <= highest + 1e-5
 
 
+def test_shuffled_epochs_visit_every_clip_once_in_whole_batches(motion_shards) -> None:
+    """Training in-process: a new order every epoch, every clip once, and rows carried over from one
+    file to the next so that only the last batch is short (the same file twice = two files)."""
+    path = _paths(motion_shards, "train")[0]
+    sampling = ClipSampling(num_frames=4, size=16, min_scale=1.0)
+    rng = np.random.default_rng(0)
+    epochs = [list(iterate_clips([path, path], sampling, batch_size=8, shuffle=rng)) for _ in range(2)]
+    for batches in epochs:
+        assert [len(b.labels) for b in batches] == [8] * 12 + [4]  # 100 clips
+        assert Counter(torch.cat([b.labels for b in batches]).tolist()) == dict.fromkeys(range(10), 10)
+    first, second = (torch.cat([b.labels for b in batches]) for batches in epochs)
+    assert not torch.equal(first, second)
+
+
 def test_evaluation_views_are_deterministic(motion_shards) -> None:
     sampling = ClipSampling(num_frames=4, size=32, train=False, clips=3)
     first = next(iterate_clips(_paths(motion_shards, "val"), sampling, batch_size=4))
