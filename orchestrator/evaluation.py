@@ -18,6 +18,7 @@ from training.checkpoint import ModelCard, exported_members, load_exported, writ
 from training.data.shards import load_manifest
 from training.data.stream import ClipSampling, iterate_clips
 from training.metrics import confusion_matrix
+from training.threads import single_threaded_torch
 
 
 @dataclass
@@ -155,15 +156,10 @@ def cpu_latency_ms(card_model: tuple[torch.nn.Module, ModelCard], *, repeats: in
     model, card = card_model
     clip = torch.randn(1, 3, card.num_frames, card.size, card.size)
     timings = []
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.no_grad():
+    with single_threaded_torch(), torch.no_grad():
+        model(clip)
+        for _ in range(repeats):
+            started = time.perf_counter()
             model(clip)
-            for _ in range(repeats):
-                started = time.perf_counter()
-                model(clip)
-                timings.append(time.perf_counter() - started)
-    finally:
-        torch.set_num_threads(threads)
+            timings.append(time.perf_counter() - started)
     return float(np.median(timings) * 1000)

@@ -11,7 +11,6 @@ collate, so one bad file never stops an epoch.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from training.data.codec import DecodeError, decode_clip
 from training.data.normalize import normalise
 from training.data.sampling import multi_clip_indices, tsn_indices
 from training.data.transforms import clip_transform
+from training.threads import single_threaded_torch
 
 COLUMNS = ["video", "label", "num_frames"]
 MiB = 2**20
@@ -88,21 +88,10 @@ class ClipSampling:
         return (*views, self.num_frames, 3, self.size, self.size)
 
 
-@contextmanager
-def _single_threaded_torch() -> Iterator[None]:
-    """Per-clip resizes are tiny: torch's intra-op thread pool makes them ~10× slower, not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def decode_batch(batch: dict[str, np.ndarray], sampling: ClipSampling) -> dict[str, np.ndarray]:
     """Ray Data ``map_batches`` body: columns ``video``/``label``/``num_frames`` → ``clip`` (uint8,
     ``N×`` ``sampling.frame_shape()``), ``label`` (int64) and ``ok`` (bool; False = not decodable)."""
-    with _single_threaded_torch():
+    with single_threaded_torch():
         return _decode_batch(batch, sampling)
 
 
