@@ -1,21 +1,25 @@
 """Data pipeline throughput and memory: one Python process decoding shards against the Ray Data
 pipeline that feeds Train workers (DESIGN.md section 4), on the same shards in the same run.
 
-Measured, in clips per second:
+Every row times a "run": ``--passes`` passes over the training split (epochs), consumed as the
+training loop consumes them. Measured, in clips per second:
 
 * (a0) a bare loop that only decodes each clip's sampled frames with ``decode_clip`` (reference:
   the floor set by PyAV itself);
-* (a) ``iterate_clips`` with training sampling in this process: decode, TSN sampling, random
-  resized crop and normalisation, i.e. the same work as the pipeline, in one process;
-* (b) ``clip_dataset`` → ``iter_torch_batches(collate_fn=ClipCollate())`` consumed here, with
-  ``ray.init(num_cpus=2)``.
-* (b0) the same pipeline planned with Ray Data's own ``DataContext`` defaults instead of
-  ``pipeline_context()`` (reference: what the tuning buys).
+* (a) ``iterate_clips`` with training sampling in this process, one stream over all passes (the
+  ``in_process`` loader): decode, TSN sampling, random resized crop and normalisation, i.e. the
+  same work as the pipeline, in one process;
+* (b) ``clip_dataset(passes=...)`` consumed through ``training.session.ray_data_batches`` (what a
+  trial or Train worker runs), with ``ray.init(num_cpus=2)``: one execution for the whole run;
+* (b1) the same with a one-pass dataset, so a new execution starts every pass (reference: how
+  epochs were fed before one execution covered the run);
+* (b0) (b) planned with Ray Data's own ``DataContext`` defaults instead of ``pipeline_context()``
+  (reference: what the tuning buys).
 
 Each is run once to warm up (imports, Ray worker start-up), then ``--repeats`` times; the medians
-are reported. "Steady" counts only the clips delivered between 20 % and 80 % of a pass, so the
-per-pass start-up (planning, the first decode) and the final drain are left out; "whole pass"
-keeps them. Peak memory is the pipeline's proportional set size (PSS) summed over this process
+are reported. "Steady" counts only the clips delivered between 20 % and 80 % of a run, so the
+start-up (planning, the first decode) and the final drain are left out; "whole run" keeps them.
+Peak memory is the pipeline's proportional set size (PSS) summed over this process
 and all its descendants (GCS, raylet, Ray workers), sampled every 0.2 s during one pass over the
 dataset and over a copy four times as large: PSS splits shared pages (libraries, the object
 store's shared memory) between the processes that map them, so the sum counts each page once.
@@ -24,7 +28,7 @@ store's shared memory) between the processes that map them, so the sum counts ea
 from __future__ import annotations
 
 import argparse
-import functools
+import itertools
 import logging
 import os
 import statistics
@@ -39,21 +43,24 @@ import numpy as np
 import pyarrow.parquet as pq
 import ray
 import ray.data
+import torch
 from ray.data._internal.execution.backpressure_policy import ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY
 
+from training.config import DataConfig
 from training.data.codec import decode_clip
 from training.data.embedded import SynthSpec, write_embedded_dataset
 from training.data.sampling import tsn_indices
 from training.data.shards import ClipRecord, DatasetWriter, load_manifest
-from training.data.stream import ClipCollate, ClipSampling, clip_dataset, iterate_clips, pipeline_context
+from training.data.stream import ClipSampling, clip_dataset, iterate_clips, pipeline_context
+from training.session import ray_data_batches
 
 MiB = 2**20
 STEADY_WINDOW = (0.2, 0.8)
 
 
 @dataclass(frozen=True)
-class Pass:
-    """One timed pass: clips delivered and when, from the start of iteration."""
+class Run:
+    """One timed run: clips delivered and when, from the start of iteration."""
 
     clips: int
     seconds: float
@@ -66,7 +73,7 @@ class Pass:
         return self.clips / self.seconds
 
 
-def timed_pass(batches: Iterable[int]) -> Pass:
+def timed_run(batches: Iterable[int]) -> Run:
     """Drain ``batches`` (each item: the number of clips in one batch) and time it."""
     cpu_before = tree_cpu_seconds()
     start = time.perf_counter()
@@ -78,54 +85,54 @@ def timed_pass(batches: Iterable[int]) -> Pass:
     low, high = (fraction * delivered for fraction in STEADY_WINDOW)
     first = next(stamp for stamp in stamps if stamp[1] >= low)
     last = next(stamp for stamp in stamps if stamp[1] >= high)
-    # A pass that arrives in a burst (everything buffered before the first batch) has no steady state.
+    # A run that arrives in a burst (everything buffered before the first batch) has no steady state.
     bursty = last[0] - first[0] < 0.1 * stamps[-1][0]
     steady = float("nan") if bursty else (last[1] - first[1]) / (last[0] - first[0])
     cores = (tree_cpu_seconds() - cpu_before) / stamps[-1][0]
-    return Pass(
+    return Run(
         clips=delivered, seconds=stamps[-1][0], first_batch_s=stamps[0][0], steady_clips_per_s=steady, cores=cores
     )
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Timed passes of one pipeline; figures are medians over the passes, which resist a stray slow one."""
+    """Timed runs of one pipeline; figures are medians over the runs, which resist a stray slow one."""
 
     name: str
-    passes: list[Pass]
+    runs: list[Run]
 
     @property
     def clips_per_s(self) -> float:
-        return statistics.median(p.clips_per_s for p in self.passes)
+        return statistics.median(r.clips_per_s for r in self.runs)
 
     @property
     def steady_clips_per_s(self) -> float:
-        return statistics.median(p.steady_clips_per_s for p in self.passes)
+        return statistics.median(r.steady_clips_per_s for r in self.runs)
 
     @property
     def first_batch_s(self) -> float:
-        return statistics.median(p.first_batch_s for p in self.passes)
+        return statistics.median(r.first_batch_s for r in self.runs)
 
     @property
     def cores(self) -> float:
-        return statistics.median(p.cores for p in self.passes)
+        return statistics.median(r.cores for r in self.runs)
 
 
-def measure(name: str, run_pass: Callable[[], Iterable[int]], args: argparse.Namespace) -> Measurement:
-    """One discarded warm-up pass, then ``args.repeats`` timed ones."""
-    timed_pass(run_pass())
-    measurement = Measurement(name, [timed_pass(run_pass()) for _ in range(args.repeats)])
+def measure(name: str, run: Callable[[], Iterable[int]], args: argparse.Namespace) -> Measurement:
+    """One discarded warm-up run, then ``args.repeats`` timed ones."""
+    timed_run(run())
+    measurement = Measurement(name, [timed_run(run()) for _ in range(args.repeats)])
     print(
-        f"  {name}: {measurement.steady_clips_per_s:.0f} clips/s steady, {measurement.clips_per_s:.0f} whole pass, "
+        f"  {name}: {measurement.steady_clips_per_s:.0f} clips/s steady, {measurement.clips_per_s:.0f} whole run, "
         f"{measurement.cores:.2f} cores busy"
     )
     return measurement
 
 
-def bare_decode(paths: Sequence[str], num_frames: int, batch_size: int) -> Iterator[int]:
+def bare_decode(paths: Sequence[str], num_frames: int, batch_size: int, passes: int) -> Iterator[int]:
     """Only PyAV: decode each clip's TSN-sampled frames at the stored size, nothing else."""
     rng = np.random.default_rng(0)
-    for path in paths:
+    for path in paths * passes:
         for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=["video", "num_frames"]):
             videos, available = record_batch.column("video"), record_batch.column("num_frames")
             for video, count in zip(videos, available, strict=True):
@@ -133,19 +140,19 @@ def bare_decode(paths: Sequence[str], num_frames: int, batch_size: int) -> Itera
             yield len(record_batch)
 
 
-def in_process_batches(paths: Sequence[str], sampling: ClipSampling, batch_size: int) -> Iterator[int]:
-    """The baseline: the pipeline's decode and collate, in this process (``iterate_clips``)."""
-    for batch in iterate_clips(paths, sampling, batch_size=batch_size):
+def in_process_batches(paths: Sequence[str], sampling: ClipSampling, batch_size: int, passes: int) -> Iterator[int]:
+    """The baseline: the pipeline's decode and collate, in this process, shuffled as training does."""
+    shuffle = np.random.default_rng(0)
+    for batch in iterate_clips(paths, sampling, batch_size=batch_size, shuffle=shuffle, passes=passes):
         yield len(batch.labels)
 
 
-def ray_batches(dataset: ray.data.Dataset, batch_size: int, prefetch_batches: int) -> Iterator[int]:
-    """Consume ``dataset`` as a Train worker does: torch batches through ``ClipCollate``."""
-    iterator = dataset.iterator().iter_torch_batches(
-        batch_size=batch_size, collate_fn=ClipCollate(), prefetch_batches=prefetch_batches
-    )
-    for batch in iterator:
+def ray_batches(dataset: ray.data.Dataset, batch_size: int, batches: int) -> Iterator[int]:
+    """Take ``batches`` batches from the stream a trial builds over ``dataset``, then close it."""
+    stream = ray_data_batches(dataset.iterator(), torch.device("cpu"))(batch_size)
+    for batch in itertools.islice(stream, batches):
         yield len(batch.labels)
+    stream.close()
 
 
 def _process_tree(root: int) -> list[int]:
@@ -234,8 +241,12 @@ def pipeline_memory(paths: Sequence[str], sampling: ClipSampling, args: argparse
     )
     with PeakMemory() as memory:
         idle_pss = memory.sample()[0]
-        result = timed_pass(ray_batches(dataset, args.batch_size, args.prefetch_batches))
+        result = timed_run(ray_batches(dataset, args.batch_size, stored_rows(paths) // args.batch_size))
     return MemoryPeak(clips=result.clips, idle_pss=idle_pss, peak_pss=memory.peak_pss, peak_rss=memory.peak_rss)
+
+
+def stored_rows(paths: Sequence[str]) -> int:
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in paths)
 
 
 def repeat_dataset(source: Path, out: Path, times: int, shard_bytes: int) -> list[str]:
@@ -302,11 +313,16 @@ def parse_args() -> argparse.Namespace:
     sampling = parser.add_argument_group("sampling and batching")
     sampling.add_argument("--num-frames", type=int, default=8, help="frames sampled per clip (TSN)")
     sampling.add_argument("--batch-size", type=int, default=16)
-    sampling.add_argument("--repeats", type=int, default=3, help="timed passes per measurement (after one warm-up)")
+    sampling.add_argument("--passes", type=int, default=3, help="passes over the training split per run (epochs)")
+    sampling.add_argument("--repeats", type=int, default=3, help="timed runs per measurement (after one warm-up)")
     pipeline = parser.add_argument_group("Ray Data knobs")
     pipeline.add_argument("--num-cpus", type=int, default=2, help="ray.init(num_cpus=...)")
-    pipeline.add_argument("--decode-batch-size", type=int, default=16, help="clip_dataset(decode_batch_size=...)")
-    pipeline.add_argument("--prefetch-batches", type=int, default=4, help="iter_torch_batches(prefetch_batches=...)")
+    pipeline.add_argument(
+        "--decode-batch-size",
+        type=int,
+        default=DataConfig.model_fields["decode_batch_size"].default,
+        help="clip_dataset(decode_batch_size=...) (default: train.data.decode_batch_size's)",
+    )
     pipeline.add_argument(
         "--target-block-mib",
         type=float,
@@ -334,6 +350,8 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.scale < 2:
         parser.error(f"--scale must be at least 2 (the memory check compares 1× with --scale×), got {args.scale}")
+    if args.passes < 1:
+        parser.error(f"--passes must be at least 1, got {args.passes}")
     return args
 
 
@@ -347,7 +365,7 @@ def report(
     """The Markdown tables for ``RESULTS.md`` and the ratio line the goal is stated in."""
     settings = ", ".join(f"{name}={value}" for name, value in vars(args).items())
     print(f"\nsettings: {settings}\nload average (1, 5, 15 min): {loads[0]} before, {loads[1]} after\n")
-    print("| measurement | clips/s, steady | clips/s, whole pass | first batch, s | cores busy |")
+    print("| measurement | clips/s, steady | clips/s, whole run | first batch, s | cores busy |")
     print("|---|---:|---:|---:|---:|")
     for m in throughput:
         print(
@@ -358,11 +376,12 @@ def report(
     for label, peak in zip(("1× data", f"{args.scale}× data"), memory, strict=True):
         mib = [round(value / MiB) for value in (peak.idle_pss, peak.peak_pss, peak.peak_rss)]
         print(f"| {label} | {peak.clips} | {mib[0]} | {mib[1]} | {mib[2]} |")
-    single, pipeline = throughput[1], throughput[2]
+    single, pipeline, restarting, ray_defaults = throughput[1:5]
     print(
         f"\nratio (b)/(a): {pipeline.steady_clips_per_s / single.steady_clips_per_s:.2f} steady, "
-        f"{pipeline.clips_per_s / single.clips_per_s:.2f} whole pass; with Ray's defaults (b0)/(a) "
-        f"{throughput[3].clips_per_s / single.clips_per_s:.2f} whole pass"
+        f"{pipeline.clips_per_s / single.clips_per_s:.2f} whole run; a new execution every pass (b1)/(a) "
+        f"{restarting.clips_per_s / single.clips_per_s:.2f} whole run; Ray's defaults (b0)/(a) "
+        f"{ray_defaults.clips_per_s / single.clips_per_s:.2f} whole run"
     )
 
 
@@ -381,18 +400,29 @@ def main() -> None:
         clips = manifest.splits["train"].clips
         print(f"{clips} training clips of {args.frames}×{args.size}² in {len(paths)} shard(s); load {load_before}")
 
+        passes, batches = args.passes, args.passes * clips // args.batch_size
         throughput = [
-            measure("(a0) bare decode_clip loop", lambda: bare_decode(paths, args.num_frames, args.batch_size), args),
-            measure("(a) iterate_clips, 1 process", lambda: in_process_batches(paths, sampling, args.batch_size), args),
+            measure(
+                "(a0) bare decode_clip loop", lambda: bare_decode(paths, args.num_frames, args.batch_size, passes), args
+            ),
+            measure(
+                "(a) iterate_clips, 1 process",
+                lambda: in_process_batches(paths, sampling, args.batch_size, passes),
+                args,
+            ),
         ]
         start_ray(args)
-        for name, settings in (
-            (f"(b) Ray Data, num_cpus={args.num_cpus}", pipeline_settings(args)),
-            ("(b0) the same with Ray's DataContext defaults", ray.data.DataContext.get_current().copy()),
+        for name, settings, dataset_passes in (
+            (f"(b) Ray Data, num_cpus={args.num_cpus}, one execution", pipeline_settings(args), passes),
+            ("(b1) the same, a new execution every pass", pipeline_settings(args), 1),
+            ("(b0) (b) with Ray's DataContext defaults", ray.data.DataContext.get_current().copy(), passes),
         ):
-            dataset = clip_dataset(paths, sampling, decode_batch_size=args.decode_batch_size, data_context=settings)
-            passes = functools.partial(ray_batches, dataset, args.batch_size, args.prefetch_batches)
-            throughput.append(measure(name, passes, args))
+            dataset = clip_dataset(
+                paths, sampling, passes=dataset_passes, decode_batch_size=args.decode_batch_size, data_context=settings
+            )
+            throughput.append(
+                measure(name, lambda dataset=dataset: ray_batches(dataset, args.batch_size, batches), args)
+            )
         memory = [pipeline_memory(paths, sampling, args), pipeline_memory(scaled_paths, sampling, args)]
         report(args, throughput, memory, (load_before, _load()))
 

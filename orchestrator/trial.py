@@ -16,7 +16,7 @@ from search_spaces import OVERRIDES_KEY
 from training.config import TrainConfig, with_overrides
 from training.data.shards import load_manifest
 from training.data.stream import clip_dataset
-from training.loop import run_training, samplings, train_loop_per_worker
+from training.loop import passes_per_run, run_training, samplings, train_loop_per_worker
 
 TRAIN_RUNS_DIR = "train_runs"
 
@@ -46,8 +46,14 @@ def specdistill_trial(config: dict[str, Any]) -> None:
     resources = config["resources"]
     payload = cfg.model_dump(mode="json")
 
-    def train_dataset():  # -> ray.data.Dataset, built where it is consumed
-        return clip_dataset(train_paths, train_sampling, decode_batch_size=cfg.data.decode_batch_size)
+    def train_dataset():  # -> ray.data.Dataset, built where it is consumed, for the whole run
+        return clip_dataset(
+            train_paths,
+            train_sampling,
+            passes=passes_per_run(cfg, manifest, resources["workers"]),
+            seed=cfg.seed,
+            decode_batch_size=cfg.data.decode_batch_size,
+        )
 
     if resources["workers"] == 1:
         from training.session import TuneSession, default_device, in_process_batches, ray_data_batches

@@ -2,13 +2,16 @@
 
 Teacher stage: ``model`` with cross-entropy. Distill stage: ``model`` as the student of the
 exported ``teachers`` with the full objective, teachers frozen or (mutual) learning alongside.
-Each epoch ends with an evaluation on the validation split and one report carrying a checkpoint
-that holds everything needed to resume, so a restarted worker continues at the next epoch with
-its step counter, optimiser moments and schedule intact.
+An epoch is ``steps_per_epoch`` consecutive batches of one training stream that lasts the whole
+run, so the data pipeline never restarts between epochs. Each epoch ends with an evaluation on
+the validation split and one report carrying a checkpoint that holds everything needed to
+resume, so a restarted worker continues at the next epoch with its step counter, optimiser
+moments and schedule intact.
 """
 
 from __future__ import annotations
 
+import itertools
 import resource
 import time
 from collections import defaultdict
@@ -49,6 +52,16 @@ def steps_per_epoch(config: TrainConfig, manifest: Manifest, world_size: int) ->
             f"on each of {world_size} workers; lower optim.batch_size"
         )
     return min(steps, config.optim.max_steps_per_epoch or steps)
+
+
+def passes_per_run(config: TrainConfig, manifest: Manifest, world_size: int) -> int:
+    """Passes over the training split that a whole run consumes (fewer than ``optim.epochs`` when
+    ``max_steps_per_epoch`` cuts epochs short): the Ray Data pipeline is built for all of them, so
+    one execution feeds the run and the epochs take consecutive batches from it."""
+    clips = manifest.splits[config.data.train_split].clips
+    steps = steps_per_epoch(config, manifest, world_size)
+    needed = config.optim.epochs * steps * world_size * config.optim.batch_size
+    return -(-needed // clips)
 
 
 def load_teachers(config: TrainConfig, classes: list[str]) -> list[VideoClassifier]:
@@ -167,77 +180,85 @@ def run_training(config: dict[str, Any], session: Session) -> None:
                 schedulers[name].load_state_dict(state["schedulers"][name])
             epoch, step, skipped, resumes = state["epoch"], state["step"], state["skipped"], state["resumes"] + 1
 
-    while epoch < cfg.optim.epochs:
-        sums: dict[str, float] = defaultdict(float)
-        seen, correct, started = 0, 0, time.perf_counter()
-        for index, batch in enumerate(session.train_batches(cfg.optim.batch_size)):
-            if index == steps:
-                break
-            skipped += batch.skipped
-            if _empty_on_any_rank(len(batch.labels), session):
-                continue
-            if objective is None:
-                result = supervised_step(
-                    batch.clips, batch.labels, model=model, optimizer=optimizer, precision=precision
-                )
-            else:
-                result = distillation_step(
-                    batch.clips,
-                    batch.labels,
-                    student=model,
-                    teachers=teachers,
-                    objective=objective,
-                    student_optimizer=optimizer,
-                    collaboration=cfg.collaboration,
-                    teacher_optimizer=optimizers.get("teacher"),
-                    precision=precision,
-                )
-            for scheduler in schedulers.values():
-                scheduler.step()
-            step += 1
-            for name, value in result.metrics.items():
-                sums[name] += value
-            seen += len(batch.labels)
-            correct += topk_correct(result.logits, batch.labels, 1)
-        elapsed = time.perf_counter() - started
-        epoch += 1
-        batches = max(1, step - (epoch - 1) * steps)
-        metrics = {
-            "epoch": epoch,
-            "step": step,
-            **evaluate(model, session, cfg.optim.batch_size),
-            "train_loss": sums.pop("loss", 0.0) / batches,
-            "train_top1": correct / max(1, seen),
-            **{f"train/{name}": value / batches for name, value in sums.items()},
-            "clips_per_s": seen * session.world_size / max(elapsed, 1e-9),
-            "skipped_clips": skipped,
-            "resumes": resumes,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "lr": schedulers["student"].get_last_lr()[0],
-        }
-        if objective is not None and cfg.objective.weighting == "uncertainty":
-            metrics |= {f"weight/{name}": w for name, w in objective.current_weights().items()}
-
-        def save(directory: Path, epoch: int = epoch, step: int = step, skipped: int = skipped) -> None:
-            state = {
-                "student": unwrap(model).state_dict(),
-                "objective": objective.state_dict() if objective is not None else {},
-                "teacher": unwrap(teachers[0]).state_dict() if mutual else {},
-                "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
-                "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
+    # One stream for the run (see Session.train_batches); closing it stops a Ray Data execution
+    # that would otherwise keep decoding for passes no one will take.
+    stream = session.train_batches(cfg.optim.batch_size)
+    try:
+        while epoch < cfg.optim.epochs:
+            sums: dict[str, float] = defaultdict(float)
+            seen, correct, started = 0, 0, time.perf_counter()
+            for batch in itertools.islice(stream, steps):
+                skipped += batch.skipped
+                if _empty_on_any_rank(len(batch.labels), session):
+                    continue
+                if objective is None:
+                    result = supervised_step(
+                        batch.clips, batch.labels, model=model, optimizer=optimizer, precision=precision
+                    )
+                else:
+                    result = distillation_step(
+                        batch.clips,
+                        batch.labels,
+                        student=model,
+                        teachers=teachers,
+                        objective=objective,
+                        student_optimizer=optimizer,
+                        collaboration=cfg.collaboration,
+                        teacher_optimizer=optimizers.get("teacher"),
+                        precision=precision,
+                    )
+                for scheduler in schedulers.values():
+                    scheduler.step()
+                step += 1
+                for name, value in result.metrics.items():
+                    sums[name] += value
+                seen += len(batch.labels)
+                correct += topk_correct(result.logits, batch.labels, 1)
+            elapsed = time.perf_counter() - started
+            epoch += 1
+            batches = max(1, step - (epoch - 1) * steps)
+            metrics = {
                 "epoch": epoch,
                 "step": step,
-                "skipped": skipped,
+                **evaluate(model, session, cfg.optim.batch_size),
+                "train_loss": sums.pop("loss", 0.0) / batches,
+                "train_top1": correct / max(1, seen),
+                **{f"train/{name}": value / batches for name, value in sums.items()},
+                "clips_per_s": seen * session.world_size / max(elapsed, 1e-9),
+                "skipped_clips": skipped,
                 "resumes": resumes,
-                "classes": manifest.classes,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "lr": schedulers["student"].get_last_lr()[0],
             }
-            save_training_state(directory, state, cfg.model_dump(mode="json"))
+            if objective is not None and cfg.objective.weighting == "uncertainty":
+                metrics |= {f"weight/{name}": w for name, w in objective.current_weights().items()}
 
-        session.report(metrics, checkpoint=save)
+            def save(directory: Path, epoch: int = epoch, step: int = step, skipped: int = skipped) -> None:
+                state = {
+                    "student": unwrap(model).state_dict(),
+                    "objective": objective.state_dict() if objective is not None else {},
+                    "teacher": unwrap(teachers[0]).state_dict() if mutual else {},
+                    "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
+                    "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
+                    "epoch": epoch,
+                    "step": step,
+                    "skipped": skipped,
+                    "resumes": resumes,
+                    "classes": manifest.classes,
+                }
+                save_training_state(directory, state, cfg.model_dump(mode="json"))
+
+            session.report(metrics, checkpoint=save)
+    finally:
+        stream.close()
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """``TorchTrainer`` entry point: ``config`` is a ``TrainConfig`` dict plus ``_trial_id`` (for gauges)."""
+    """``TorchTrainer`` entry point: ``config`` is a ``TrainConfig`` dict plus ``_trial_id`` (for gauges).
+
+    The trainer's ``"train"`` dataset should make ``passes_per_run`` passes (``clip_dataset(passes=...)``):
+    the workers then read the whole run from one execution.
+    """
     config = dict(config)
     trial_id = config.pop("_trial_id", "train")
     cfg = TrainConfig.model_validate(config)

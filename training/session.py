@@ -14,7 +14,7 @@ no Ray Data start-up per epoch and needs no collective beyond one all-reduce of 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -40,8 +40,9 @@ class Session(Protocol):
     def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
         """Move to the device; wrap in DDP when ``trainable`` and there is more than one worker."""
 
-    def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
-        """One epoch of this rank's training batches (a fresh pass per call)."""
+    def train_batches(self, batch_size: int) -> Generator[ClipBatch, None, None]:
+        """This rank's training batches for the whole run, without end: the loop asks once and
+        takes ``steps_per_epoch`` batches per epoch, so epochs do not restart the data pipeline."""
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
         """This rank's slice of the validation set."""
@@ -72,31 +73,42 @@ class _ValidationCache:
         return batches
 
 
-TrainBatches = Callable[[int], Iterable[ClipBatch]]
+TrainBatches = Callable[[int], Generator[ClipBatch, None, None]]
 
 
 def in_process_batches(paths: list[str], sampling: ClipSampling, device: torch.device, *, seed: int) -> TrainBatches:
-    """Training batches decoded in the calling process, in a new random order every epoch."""
-    shuffle = np.random.default_rng(seed)
+    """Training batches decoded in the calling process, endless, in a new random order every pass."""
 
-    def batches(batch_size: int) -> Iterable[ClipBatch]:
-        return iterate_clips(paths, sampling, batch_size=batch_size, device=device, shuffle=shuffle)
+    def batches(batch_size: int) -> Generator[ClipBatch, None, None]:
+        shuffle = np.random.default_rng(seed)
+        return iterate_clips(paths, sampling, batch_size=batch_size, device=device, shuffle=shuffle, passes=None)
 
     return batches
 
 
 def ray_data_batches(iterator: ray.data.DataIterator, device: torch.device) -> TrainBatches:
     """Training batches from a Ray Data pipeline (decode tasks run beside the trainer): a
-    dataset's ``iterator()`` in a trial, ``get_dataset_shard`` in a Train worker."""
+    dataset's ``iterator()`` in a trial, ``get_dataset_shard`` in a Train worker.
 
-    def batches(batch_size: int) -> Iterable[ClipBatch]:
-        return iterator.iter_torch_batches(
-            batch_size=batch_size,
-            collate_fn=ClipCollate(device),
-            local_shuffle_buffer_size=4 * batch_size,
-            drop_last=True,
-            prefetch_batches=2,
-        )
+    Build the dataset with all the run's passes (``clip_dataset(passes=loop.passes_per_run(...))``)
+    so that one execution feeds the whole run. A shorter dataset still works: the stream starts
+    a new execution whenever one ends (the per-epoch restart that costs about a second each).
+    """
+
+    def batches(batch_size: int) -> Generator[ClipBatch, None, None]:
+        while True:
+            delivered = False
+            for batch in iterator.iter_torch_batches(
+                batch_size=batch_size,
+                collate_fn=ClipCollate(device),
+                local_shuffle_buffer_size=4 * batch_size,
+                drop_last=True,
+                prefetch_batches=2,
+            ):
+                delivered = True
+                yield batch
+            if not delivered:  # an empty dataset would otherwise restart forever
+                return
 
     return batches
 
@@ -124,7 +136,7 @@ class LocalSession:
     def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
         return module.to(self.device)
 
-    def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+    def train_batches(self, batch_size: int) -> Generator[ClipBatch, None, None]:
         return self._train(batch_size)
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
@@ -142,8 +154,8 @@ class LocalSession:
 
 
 class TuneSession:
-    """A single-worker trial running inside the Tune function trainable; ``train`` yields each
-    epoch's batches (``in_process_batches`` or ``ray_data_batches``)."""
+    """A single-worker trial running inside the Tune function trainable; ``train`` gives the run's
+    training stream (``in_process_batches`` or ``ray_data_batches``)."""
 
     rank = 0
     world_size = 1
@@ -159,7 +171,7 @@ class TuneSession:
     def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
         return module.to(self.device)
 
-    def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+    def train_batches(self, batch_size: int) -> Generator[ClipBatch, None, None]:
         return self._train(batch_size)
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
@@ -210,7 +222,7 @@ class TrainSession:
 
         return ray.train.torch.prepare_model(module, parallel_strategy="ddp" if trainable else None)
 
-    def train_batches(self, batch_size: int) -> Iterable[ClipBatch]:
+    def train_batches(self, batch_size: int) -> Generator[ClipBatch, None, None]:
         return self._train(batch_size)
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:

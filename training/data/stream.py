@@ -10,6 +10,7 @@ collate, so one bad file never stops an epoch.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -39,10 +40,10 @@ def pipeline_context():  # -> ray.data.DataContext
       encoded video (~50 clips) gives each shard several decode tasks, and a decode task holds at
       most a few MiB of decoded frames before handing them on;
     * the V2 Parquet reader lists files through a pool of footer-reading actors started afresh on
-      every epoch (seconds an epoch on a small node); the V1 reader reads footers in its tasks;
+      every execution (seconds each on a small node); the V1 reader reads footers in its tasks;
     * per-operator CPU reservation keeps a core idle for the reader, which is done in milliseconds;
-    * the concurrency-cap backpressure policy restarts from a low cap on every execution, i.e.
-      every epoch, and ramps up slowly; decode tasks are then bounded by the CPU and object store
+    * the concurrency-cap backpressure policy starts every execution from a low cap and ramps up
+      slowly; decode tasks are then bounded by the CPU and object store
       budget alone (the resource-budget and downstream-capacity policies stay on).
     """
     import ray.data
@@ -149,11 +150,18 @@ def clip_dataset(
     paths: Sequence[str],
     sampling: ClipSampling,
     *,
+    passes: int = 1,
+    seed: int = 0,
     decode_batch_size: int = 8,
     data_context=None,  # ray.data.DataContext | None
 ):  # -> ray.data.Dataset
-    """Lazy Ray Data pipeline over shard ``paths``. Training shuffles the file order each epoch;
-    shards are written in shuffled clip order, and consumers add a local shuffle buffer.
+    """Lazy Ray Data pipeline making ``passes`` passes over shard ``paths`` in one execution.
+
+    A training run should ask for all its passes here rather than iterate a one-pass dataset once
+    per epoch: every execution re-plans the read and starts its decode tasks and prefetch buffers
+    from nothing, which cost about a second per epoch on 2 cores (``bench/pipeline.py``). Training
+    visits the files in a new order on every pass (seeded by ``seed``); shards are written in
+    shuffled clip order, and consumers add a local shuffle buffer. Evaluation keeps stored order.
 
     The dataset is planned under ``data_context`` (default: ``pipeline_context()``); a Dataset
     keeps the context it was created with, also inside Train workers, so the caller's own context
@@ -161,8 +169,12 @@ def clip_dataset(
     """
     import ray.data
 
+    if passes < 1:
+        raise ValueError(f"passes must be at least 1, got {passes}")
+    shuffle = np.random.default_rng(seed) if sampling.train else None
+    ordered = [paths[index] for index in file_order(len(paths), passes, shuffle)]
     with ray.data.DataContext.current(data_context or pipeline_context()):
-        dataset = ray.data.read_parquet(list(paths), shuffle="files" if sampling.train else None)
+        dataset = ray.data.read_parquet(ordered)
         return dataset.select_columns(COLUMNS).map_batches(
             decode_batch,
             fn_kwargs={"sampling": sampling},
@@ -170,6 +182,13 @@ def clip_dataset(
             num_cpus=1,
             zero_copy_batch=True,
         )
+
+
+def file_order(count: int, passes: int | None, shuffle: np.random.Generator | None) -> Iterator[int]:
+    """File indices for ``passes`` passes over ``count`` files (``None``: endless), each pass a new
+    permutation drawn from ``shuffle``, or stored order without it."""
+    for _ in itertools.count() if passes is None else range(passes):
+        yield from (shuffle.permutation(count) if shuffle is not None else range(count))
 
 
 def iterate_clips(
@@ -180,35 +199,37 @@ def iterate_clips(
     device: torch.device | str = "cpu",
     part: tuple[int, int] = (0, 1),
     shuffle: np.random.Generator | None = None,
+    passes: int | None = 1,
 ) -> Iterator[ClipBatch]:
     """The same decode and collate, in this process: for evaluation, baselines and single-worker
     trials that decode in their own process.
 
     ``part=(rank, world_size)`` keeps every ``world_size``-th batch starting at ``rank``, skipped
     before decoding, so ranks split the work instead of repeating it. ``shuffle`` visits the files
-    in a random order and the clips of each file in a random order (one file's encoded bytes are
-    held at a time); without it, files and clips come in stored order.
+    in a new random order on each pass and the clips of each file in a random order (one file's
+    encoded bytes are held at a time); without it, files and clips come in stored order.
+    ``passes=None`` never ends: a training run takes the batches it needs from one stream.
     """
     rank, world_size = part
     collate = ClipCollate(device)
-    for index, columns in enumerate(_encoded_batches(paths, batch_size, shuffle)):
+    for index, columns in enumerate(_encoded_batches(paths, batch_size, shuffle, passes)):
         if index % world_size == rank:
             yield collate(decode_batch(columns, sampling))
 
 
 def _encoded_batches(
-    paths: Sequence[str], batch_size: int, shuffle: np.random.Generator | None
+    paths: Sequence[str], batch_size: int, shuffle: np.random.Generator | None, passes: int | None
 ) -> Iterator[dict[str, np.ndarray]]:
     """Encoded rows in batches of ``batch_size``. Stored order: batches stop at file ends (the
-    evaluation path splits by batch index). Shuffled: rows carry over between files, so only the
-    epoch's last batch can be short."""
+    evaluation path splits by batch index). Shuffled: rows carry over between files and passes, so
+    only the stream's last batch can be short."""
     if shuffle is None:
-        for path in paths:
-            for record_batch in pq.ParquetFile(path).iter_batches(batch_size=batch_size, columns=COLUMNS):
+        for file_index in file_order(len(paths), passes, None):
+            for record_batch in pq.ParquetFile(paths[file_index]).iter_batches(batch_size=batch_size, columns=COLUMNS):
                 yield _numpy_columns(record_batch)
         return
     pending = None
-    for file_index in shuffle.permutation(len(paths)):
+    for file_index in file_order(len(paths), passes, shuffle):
         table = pq.read_table(paths[file_index], columns=COLUMNS)
         table = table.take(shuffle.permutation(table.num_rows))
         if pending is not None:

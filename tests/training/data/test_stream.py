@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import os
 from collections import Counter
 from pathlib import Path
@@ -16,6 +17,7 @@ from training.data.stream import (
     ClipSampling,
     clip_dataset,
     decode_batch,
+    file_order,
     iterate_clips,
 )
 
@@ -48,6 +50,27 @@ def test_shuffled_epochs_visit_every_clip_once_in_whole_batches(motion_shards) -
         assert Counter(torch.cat([b.labels for b in batches]).tolist()) == dict.fromkeys(range(10), 10)
     first, second = (torch.cat([b.labels for b in batches]) for batches in epochs)
     assert not torch.equal(first, second)
+
+
+def test_an_endless_stream_reshuffles_every_pass_in_whole_batches(motion_shards) -> None:
+    """A training run's one stream: passes follow each other without a short batch between them."""
+    path = _paths(motion_shards, "train")[0]
+    sampling = ClipSampling(num_frames=4, size=16, min_scale=1.0)
+    stream = iterate_clips([path], sampling, batch_size=8, shuffle=np.random.default_rng(0), passes=None)
+    batches = list(itertools.islice(stream, 25))  # 200 clips: four passes over 50
+    assert [len(b.labels) for b in batches] == [8] * 25
+    labels = torch.cat([b.labels for b in batches]).tolist()
+    assert Counter(labels) == dict.fromkeys(range(10), 20)
+    assert labels[:50] != labels[50:100]
+
+
+def test_file_order_draws_a_new_permutation_every_pass() -> None:
+    order = list(file_order(6, 4, np.random.default_rng(0)))
+    passes = [tuple(order[start : start + 6]) for start in range(0, 24, 6)]
+    assert all(sorted(p) == list(range(6)) for p in passes) and len(set(passes)) > 1
+    assert order == list(file_order(6, 4, np.random.default_rng(0)))
+    assert list(file_order(3, 2, None)) == [0, 1, 2, 0, 1, 2]
+    assert list(itertools.islice(file_order(2, None, None), 5)) == [0, 1, 0, 1, 0]
 
 
 def test_evaluation_views_are_deterministic(motion_shards) -> None:
@@ -93,16 +116,22 @@ def test_collate_keeps_the_batch_on_the_requested_device() -> None:
 
 
 @pytest.mark.slow
-def test_ray_data_pipeline_streams_batches_to_a_consumer(motion_shards, ray_local) -> None:
+def test_ray_data_pipeline_streams_several_passes_to_a_consumer(motion_shards, ray_local) -> None:
+    """One iteration of a two-pass dataset: a run's epochs come from a single execution."""
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     sampling = ClipSampling(num_frames=8, size=32)
-    dataset = clip_dataset(_paths(motion_shards, "train"), sampling, decode_batch_size=4)
+    dataset = clip_dataset(_paths(motion_shards, "train"), sampling, passes=2, decode_batch_size=4)
     collate = ClipCollate()
     labels: list[int] = []
     for batch in dataset.iterator().iter_torch_batches(batch_size=8, collate_fn=collate, local_shuffle_buffer_size=16):
         assert batch.clips.shape[1:] == (3, 8, 32, 32) and batch.clips.dtype == torch.float32
         labels += batch.labels.tolist()
-    assert Counter(labels) == dict.fromkeys(range(10), 5)
+    assert Counter(labels) == dict.fromkeys(range(10), 10)
+
+
+def test_clip_dataset_refuses_zero_passes(motion_shards) -> None:
+    with pytest.raises(ValueError, match="passes must be at least 1, got 0"):
+        clip_dataset(_paths(motion_shards, "train"), ClipSampling(num_frames=8, size=32), passes=0)
 
 
 def test_pipeline_is_planned_with_its_own_data_context(motion_shards, ray_local) -> None:

@@ -1,0 +1,98 @@
+"""The loop's data contract: a run asks once for a training stream, takes each epoch as the next
+``steps_per_epoch`` batches of it and closes it at the end; Ray Data pipelines are sized to the
+whole run so that one execution feeds it, and a stream over a shorter dataset starts another."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Generator
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.config import TrainConfig
+from training.data.stream import ClipBatch, ClipSampling, clip_dataset
+from training.loop import passes_per_run, run_training, samplings, steps_per_epoch
+from training.session import LocalSession, ray_data_batches
+
+CPU = torch.device("cpu")
+
+
+def _config(data_dir: Path, **optim: int) -> TrainConfig:
+    return TrainConfig.model_validate(
+        {
+            "stage": "teacher",
+            "model": "tsm_mobilenet_v2",
+            "data": {"path": str(data_dir), "num_frames": 4, "size": 32, "min_scale": 1.0, "loader": "in_process"},
+            "optim": {"batch_size": 8, **optim},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("epochs", "max_steps", "world_size", "passes"),
+    [
+        (3, None, 1, 3),  # 6 steps × 8 clips × 3 epochs = 144 clips of 50
+        (3, 2, 1, 1),  # epochs cut to 2 steps: 48 clips
+        (3, None, 2, 3),  # 3 steps on each of 2 ranks × 3 epochs = 144
+        (1, None, 1, 1),
+    ],
+)
+def test_the_pipeline_holds_exactly_the_passes_a_run_takes(
+    motion_shards, epochs: int, max_steps: int | None, world_size: int, passes: int
+) -> None:
+    data_dir, manifest = motion_shards
+    config = _config(data_dir, epochs=epochs, max_steps_per_epoch=max_steps)
+    needed = epochs * steps_per_epoch(config, manifest, world_size) * world_size * 8
+    clips = manifest.splits["train"].clips
+    assert passes_per_run(config, manifest, world_size) == passes
+    assert (passes - 1) * clips < needed <= passes * clips
+
+
+class _RecordingSession(LocalSession):
+    """A ``LocalSession`` that counts the streams asked for, the batches drawn and the closes."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.streams = self.drawn = self.closed = 0
+
+    def train_batches(self, batch_size: int) -> Generator[ClipBatch, None, None]:
+        self.streams += 1
+        inner = super().train_batches(batch_size)
+
+        def recorded() -> Generator[ClipBatch, None, None]:
+            try:
+                for batch in inner:
+                    self.drawn += 1
+                    yield batch
+            finally:
+                self.closed += 1
+
+        return recorded()
+
+
+def test_a_run_takes_its_epochs_from_one_stream_and_closes_it(motion_shards) -> None:
+    data_dir, manifest = motion_shards
+    config = _config(data_dir, epochs=3, max_steps_per_epoch=2)
+    train, val = samplings(config)
+    session = _RecordingSession(
+        manifest.shard_paths(data_dir, "train"), manifest.shard_paths(data_dir, "val"), train, val
+    )
+    run_training(config.model_dump(mode="json"), session)
+    assert (session.streams, session.drawn, session.closed) == (1, 6, 1)
+    assert [(m["epoch"], m["step"]) for m in session.history] == [(1, 2), (2, 4), (3, 6)]
+
+
+@pytest.mark.slow
+def test_a_ray_data_stream_starts_a_new_execution_when_one_ends(motion_shards, ray_local) -> None:
+    """A one-pass dataset (10 clips → 2 whole batches of 4) still feeds 5 batches, and an empty
+    dataset ends the stream instead of restarting forever."""
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    data_dir, manifest = motion_shards
+    dataset = clip_dataset(manifest.shard_paths(data_dir, "val"), ClipSampling(num_frames=4, size=32))
+    stream = ray_data_batches(dataset.iterator(), CPU)(4)
+    assert [len(b.labels) for b in itertools.islice(stream, 5)] == [4] * 5
+    stream.close()
+    assert list(ray_data_batches(dataset.limit(0).iterator(), CPU)(4)) == []
