@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from training.losses.config import ObjectiveConfig, TapPair
 from training.losses.feature import feature_loss
 from training.losses.kd import kd_loss
-from training.losses.parameter import KernelPair, parameter_distribution_loss, spatial_kernels
+from training.losses.parameter import KernelPair, TeacherEnergyCache, parameter_distribution_loss, spatial_kernels
 from training.losses.spectrum import SpectrumOptions, TapAdapter, spectrum_loss
 from training.losses.weighting import FixedWeighting, UncertaintyWeighting
 from training.models.base import ModelOutput, VideoClassifier
@@ -86,6 +86,7 @@ class DistillationObjective(nn.Module):
             config.spectrum_log_amplitude, config.spectrum_low_bins, config.spectrum_phase
         )
         self.weighting = UncertaintyWeighting(weights) if config.weighting == "uncertainty" else FixedWeighting(weights)
+        self._teacher_energies = TeacherEnergyCache()
 
     @staticmethod
     def _adapter_key(teacher_index: int, pair: TapPair) -> str:
@@ -142,12 +143,14 @@ class DistillationObjective(nn.Module):
         pairs = [
             KernelPair(
                 student=spatial_kernels(student.stages[pair.student]),
-                teacher=[k.detach() for k in spatial_kernels(teacher.stages[pair.teacher])],
+                teacher=spatial_kernels(teacher.stages[pair.teacher]),
                 name=pair.key(),
             )
             for pair in self.parameter_pairs
         ]
-        return parameter_distribution_loss(pairs, self.config.parameter_temperature, self.config.kernel_mismatch)
+        return parameter_distribution_loss(
+            pairs, self.config.parameter_temperature, self.config.kernel_mismatch, self._teacher_energies
+        )
 
     def current_weights(self) -> dict[str, float]:
         """The weight each term has right now (changes during training with uncertainty weighting)."""

@@ -7,6 +7,7 @@ from torch import nn
 
 from training.losses.parameter import (
     KernelPair,
+    TeacherEnergyCache,
     dct2,
     kernel_frequency_energy,
     parameter_distribution_loss,
@@ -126,3 +127,27 @@ def test_spatial_kernels_skips_pointwise_and_temporal_only_convolutions():
         nn.Conv3d(4, 4, (1, 3, 3)),
     )
     assert [tuple(k.shape) for k in spatial_kernels(block)] == [(4, 1, 3, 3), (4, 4, 1, 3, 3)]
+
+
+def test_teacher_energy_cache_recomputes_only_when_a_teacher_kernel_changes() -> None:
+    """A frozen teacher's map is computed once; an in-place update (mutual learning's optimiser
+    step) bumps the weight's version and the next call sees the new kernels. No gradient reaches
+    the teacher through the cache."""
+    teacher = [torch.nn.Parameter(torch.randn(6, 4, 3, 3)), torch.nn.Parameter(torch.randn(8, 6, 3, 3))]
+    student = torch.randn(4, 1, 3, 3, requires_grad=True)
+    pair = KernelPair([student], teacher, name="stage2->stage2")
+    cache = TeacherEnergyCache()
+    first = cache.energy(pair, "resample")
+    assert cache.energy(pair, "resample") is first
+    torch.testing.assert_close(first, kernel_frequency_energy([t.detach() for t in teacher]))
+    with torch.no_grad():
+        teacher[1].mul_(2.0)
+    updated = cache.energy(pair, "resample")
+    assert updated is not first
+    torch.testing.assert_close(updated, kernel_frequency_energy([t.detach() for t in teacher]))
+    loss = parameter_distribution_loss([pair], 0.7, teacher_energies=cache)
+    torch.testing.assert_close(
+        loss, parameter_distribution_loss([KernelPair([student], [t.detach() for t in teacher])], 0.7)
+    )
+    loss.backward()
+    assert student.grad is not None and all(t.grad is None for t in teacher)
