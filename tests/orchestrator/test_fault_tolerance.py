@@ -66,10 +66,20 @@ def test_two_worker_trial_runs_ddp_over_gloo_and_reports_like_one_worker(ray_loc
 def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local, write_sweep, tmp_path) -> None:
     """The kill lands as the second checkpoint is written, so the first is complete and registered.
     Watched in the Train run's own storage, not in Tune's results, which arrive later: epochs follow
-    each other in seconds once the data pipeline runs, and Tune's view can lag to the run's end."""
+    each other in seconds once the data pipeline runs, and Tune's view can lag to the run's end.
+    Workers that earlier tests left listed as alive (the state API lags) are set aside: killing one
+    of those kills whatever task now runs in its process, not this run's worker."""
     from ray.util.state import list_actors
 
-    epochs = 6
+    def train_workers() -> dict[str, int]:
+        # This session's cluster by address: another Ray on the machine would make "auto" ambiguous.
+        alive = list_actors(
+            address=ray_local.get_runtime_context().gcs_address,
+            filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
+        )
+        return {actor.actor_id: actor.pid for actor in alive}
+
+    epochs = 8
     config = write_sweep(
         "killworker",
         space=FIXED_SPACE,
@@ -77,22 +87,14 @@ def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local,
         train={"optim": {"epochs": epochs, "batch_size": 8, "max_steps_per_epoch": 3}},
     )
     sweep_dir = tmp_path / "runs" / "killworker"
+    earlier = set(train_workers())
     outcome: dict = {}
     runner = threading.Thread(target=lambda: outcome.update(grid=run_sweep(config)))
     runner.start()
-    workers: list = []
-
-    def both_workers_alive() -> bool:
-        # This session's cluster by address: another Ray on the machine would make "auto" ambiguous.
-        workers[:] = list_actors(
-            address=ray_local.get_runtime_context().gcs_address,
-            filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", "ALIVE")],
-        )
-        return len(workers) == 2
-
-    _wait_for(both_workers_alive, 240, "two Train workers")
     _wait_for(lambda: len(list((sweep_dir / "train_runs").glob("*/checkpoint_*"))) >= 2, 240, "two checkpoints")
-    os.kill(workers[1].pid, signal.SIGKILL)
+    workers = {actor: pid for actor, pid in train_workers().items() if actor not in earlier}
+    assert len(workers) == 2
+    os.kill(sorted(workers.values())[-1], signal.SIGKILL)
     runner.join(timeout=400)
     assert not runner.is_alive()
     assert outcome["grid"].num_errors == 0
