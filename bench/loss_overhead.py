@@ -4,7 +4,8 @@ A step is the forward of teacher and student plus the student's backward and opt
 (``training.step.distillation_step``, frozen teacher). Baseline: CE + logit KD. Measured: CE + KD
 + spectrum loss + parameter-distribution loss (taps stage2–4, all four stages' kernels). Both
 configurations alternate in one run on the same batches, and the script prints the median step
-time of each and their ratio. Goal (issue 5): the two terms add ≤ 5%.
+time of each (with its middle half: on a busy 2-core box the spread is as large as the effect) and
+their ratio. Goal (issue 5): the two terms add ≤ 5%. ``bench/gpu.sh`` runs the GPU configurations.
 
     python bench/loss_overhead.py                       # demo pair on CPU: tsm_resnet18 → tsm_mobilenet_v2, 8×64×64
     python bench/loss_overhead.py --teacher tsm_resnet50 --size 224 --device cuda   # the GPU figure
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=12, help="timed steps per configuration")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per configuration")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -73,10 +74,11 @@ def main() -> None:
     base, full = (statistics.median(timings[name]) for name in CONFIGS)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.teacher} → {args.student}, batch {args.batch_size}×{args.frames}×{args.size}², {where}")
-    print("| objective | median step ms |")
-    print("|---|---:|")
+    print("| objective | median step ms | middle half (p25–p75) |")
+    print("|---|---:|---:|")
     for name in CONFIGS:
-        print(f"| {name} | {statistics.median(timings[name]) * 1000:.1f} |")
+        low, _, high = statistics.quantiles(timings[name], n=4)
+        print(f"| {name} | {statistics.median(timings[name]) * 1000:.1f} | {low * 1000:.1f}–{high * 1000:.1f} |")
     print(f"spectrum + parameter terms add {100 * (full / base - 1):+.1f}% to a step (ratio {full / base:.3f})")
 
 

@@ -10,6 +10,7 @@ over paired layers of ``KL(P_t || P_s)``.
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from collections.abc import Sequence
@@ -46,6 +47,16 @@ def dct_matrix(size: int, *, dtype: torch.dtype = torch.float32, device: torch.d
     return matrix.to(dtype=dtype, device=device)
 
 
+@functools.lru_cache(maxsize=16)
+def _dct2_basis(height: int, width: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``kron(D_r, D_c)ᵀ``, built once per shape, dtype and device. The matrices are built on the
+    host, so on a GPU every build is a blocking copy: once per kernel per step, those copies kept
+    the host waiting for the queued forward pass and cost more than the whole term's arithmetic."""
+    rows = dct_matrix(height, dtype=dtype, device=device)
+    cols = dct_matrix(width, dtype=dtype, device=device)
+    return torch.kron(rows, cols).T
+
+
 def dct2(kernels: Tensor) -> Tensor:
     """Orthonormal 2D DCT-II over the last two axes (``scipy.fft.dctn(x, axes=(-2, -1), norm="ortho")``).
 
@@ -54,9 +65,8 @@ def dct2(kernels: Tensor) -> Tensor:
     many 3×3 products runs an order of magnitude slower on CPU than the single GEMM.
     """
     height, width = kernels.shape[-2:]
-    rows = dct_matrix(height, dtype=kernels.dtype, device=kernels.device)
-    cols = dct_matrix(width, dtype=kernels.dtype, device=kernels.device)
-    return (kernels.flatten(-2) @ torch.kron(rows, cols).T).unflatten(-1, (height, width))
+    basis = _dct2_basis(height, width, kernels.dtype, kernels.device)
+    return (kernels.flatten(-2) @ basis).unflatten(-1, (height, width))
 
 
 def kernel_frequency_energy(
@@ -74,19 +84,29 @@ def kernel_frequency_energy(
     if not kernels:
         raise ValueError(f"kernel pair {name!r}: no kernels on one side")
     target = size or tuple(kernels[0].shape[-2:])
-    total = None
+    # Kernels of one spatial size go through one DCT (their energies add anyway): a MobileNetV2
+    # stage has a dozen small depthwise weights, and on a GPU each separate product is a launch.
+    by_size: dict[tuple[int, int], list[Tensor]] = {}
     for kernel in kernels:
         if kernel.dim() < 3:
             raise ValueError(f"kernel pair {name!r}: expected a convolution weight, got shape {tuple(kernel.shape)}")
-        energy = dct2(kernel).pow(2).flatten(0, -3).sum(dim=0)
-        if tuple(energy.shape) != target:
-            if mismatch == "error":
-                raise ValueError(
-                    f"kernel pair {name!r}: kernel of shape {tuple(kernel.shape)} has spatial size "
-                    f"{tuple(energy.shape)}, expected {target} (set kernel_mismatch='resample' to interpolate)"
-                )
-            energy = F.interpolate(energy[None, None], size=target, mode="bilinear", align_corners=True)[0, 0]
-        total = energy if total is None else total + energy
+        spatial = tuple(kernel.shape[-2:])
+        if spatial != target and mismatch == "error":
+            raise ValueError(
+                f"kernel pair {name!r}: kernel of shape {tuple(kernel.shape)} has spatial size "
+                f"{spatial}, expected {target} (set kernel_mismatch='resample' to interpolate)"
+            )
+        by_size.setdefault(spatial, []).append(kernel.reshape(-1, *spatial))
+    total = None
+    # Full precision even inside a bf16 autocast region: the maps sum squares over millions of
+    # coefficients, and the term is a few small GEMMs, so rounding them buys nothing.
+    with torch.autocast(kernels[0].device.type, enabled=False):
+        for spatial, group in by_size.items():
+            flat = group[0] if len(group) == 1 else torch.cat(group)
+            energy = dct2(flat.to(torch.promote_types(flat.dtype, torch.float32))).pow(2).sum(dim=0)
+            if spatial != target:
+                energy = F.interpolate(energy[None, None], size=target, mode="bilinear", align_corners=True)[0, 0]
+            total = energy if total is None else total + energy
     return total
 
 

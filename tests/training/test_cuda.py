@@ -1,0 +1,83 @@
+"""The CUDA path: bf16 autocast, device placement and the teacher-energy cache on a GPU.
+
+CI has no GPU, so these skip there; `bash bench/gpu.sh` runs them on a GPU machine (bench/RESULTS.md
+has the last run). What they pin: every loss term under autocast stays within bf16 rounding of the float32
+CPU value (the spectrum's FFT and the parameter term's DCT must not silently run in half precision),
+and a frozen and a mutual step run end to end on the device.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from training.losses import CollaborationConfig, DistillationObjective, ObjectiveConfig
+from training.models import create_model
+from training.precision import Precision
+from training.step import distillation_step
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+CUDA = torch.device("cuda")
+
+
+def _pair() -> tuple[torch.nn.Module, torch.nn.Module]:
+    student = create_model("tsm_mobilenet_v2", num_classes=5, num_frames=8)
+    teacher = create_model("tsm_resnet18", num_classes=5, num_frames=8)
+    return student, teacher
+
+
+def _terms(objective, student, teacher, clips, labels) -> dict[str, float]:
+    out = objective(
+        student(clips, taps=objective.student_taps),
+        [teacher(clips, taps=objective.teacher_taps)],
+        labels,
+        student,
+        [teacher],
+    )
+    return {name: value.item() for name, value in out.terms.items()}
+
+
+def test_every_term_under_bf16_autocast_is_within_rounding_of_float32_on_the_cpu():
+    student, teacher = _pair()
+    student.eval(), teacher.eval()  # running BatchNorm statistics: same function on both devices
+    config = ObjectiveConfig(feature_weight=1.0)
+    objective = DistillationObjective(config, student, [teacher])
+    clips, labels = torch.randn(4, 3, 8, 64, 64), torch.tensor([0, 1, 2, 3])
+    with torch.no_grad():
+        expected = _terms(objective, student, teacher, clips, labels)
+        gpu = [copy.deepcopy(m).to(CUDA) for m in (objective, student, teacher)]
+        with Precision.for_device(CUDA).autocast():
+            got = _terms(*gpu, clips.to(CUDA), labels.to(CUDA))
+    assert set(got) == set(expected) == {"ce", "kd", "spectrum", "parameter", "feature"}
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=0.03, abs=1e-4), name
+    # The parameter term reads only the weights, and it opts out of autocast: float32 on both sides.
+    assert got["parameter"] == pytest.approx(expected["parameter"], rel=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["frozen", "mutual"])
+def test_a_distillation_step_runs_on_the_gpu_and_moves_the_right_weights(mode: str):
+    student, teacher = (m.to(CUDA) for m in _pair())
+    objective = DistillationObjective(ObjectiveConfig(), student, [teacher]).to(CUDA)
+    optimizer = torch.optim.AdamW([*student.parameters(), *objective.parameters()], lr=1e-3)
+    teacher_optimizer = torch.optim.AdamW(teacher.parameters(), lr=1e-3) if mode == "mutual" else None
+    teacher_before = teacher.fc.weight.detach().clone()
+    clips, labels = torch.randn(4, 3, 8, 64, 64, device=CUDA), torch.tensor([0, 1, 2, 3], device=CUDA)
+    for _ in range(2):  # the second step reads the teacher-energy cache (frozen) or refills it (mutual)
+        result = distillation_step(
+            clips,
+            labels,
+            student=student,
+            teachers=[teacher],
+            objective=objective,
+            student_optimizer=optimizer,
+            teacher_optimizer=teacher_optimizer,
+            collaboration=CollaborationConfig(mode=mode),
+            precision=Precision.for_device(CUDA),
+        )
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.metrics.values()), result.metrics
+    assert result.logits.device.type == "cuda"
+    assert torch.equal(teacher.fc.weight, teacher_before) == (mode == "frozen")
