@@ -14,7 +14,7 @@ from training.losses.config import ObjectiveConfig, TapPair
 from training.losses.feature import feature_loss
 from training.losses.kd import kd_loss
 from training.losses.parameter import KernelPair, TeacherEnergyCache, parameter_distribution_loss, spatial_kernels
-from training.losses.spectrum import SpectrumOptions, TapAdapter, spectrum_loss
+from training.losses.spectrum import SpectrumOptions, TapAdapter, spectrum_distance, temporal_spectrum
 from training.losses.weighting import FixedWeighting, UncertaintyWeighting
 from training.models.base import ModelOutput, VideoClassifier
 
@@ -118,15 +118,32 @@ class DistillationObjective(nn.Module):
         if "kd" in active:
             target = ensemble_logits([t.logits.detach() for t in teacher_outs], self.config.kd_temperature)
             terms["kd"] = kd_loss(student_out.logits, target, self.config.kd_temperature)
-        if self.uses_taps:
+        if "spectrum" in active:
+            terms["spectrum"] = torch.stack(
+                [self._spectrum_term(student_out, teacher_out, i) for i, teacher_out in enumerate(teacher_outs)]
+            ).mean()
+        if "feature" in active:
             adapted = [self._adapted_taps(student_out, teacher_out, i) for i, teacher_out in enumerate(teacher_outs)]
-            if "spectrum" in active:
-                terms["spectrum"] = torch.stack([spectrum_loss(s, t, self.spectrum_options) for s, t in adapted]).mean()
-            if "feature" in active:
-                terms["feature"] = torch.stack([feature_loss(s, t) for s, t in adapted]).mean()
+            terms["feature"] = torch.stack([feature_loss(s, t) for s, t in adapted]).mean()
         if "parameter" in active:
             terms["parameter"] = torch.stack([self._parameter_term(student, t) for t in teachers]).mean()
         return ObjectiveOutput(total=self.weighting(terms), terms=terms)
+
+    def _spectrum_term(self, student_out: ModelOutput, teacher_out: ModelOutput, teacher_index: int) -> Tensor:
+        """``spectrum_loss`` of the adapted student taps against this teacher's, each student side
+        through :meth:`TapAdapter.spectrum` (the same value, without the teacher-wide FFT)."""
+        distances = []
+        for pair in self.tap_pairs:
+            student, target = student_out.features[pair.student], teacher_out.features[pair.teacher].detach()
+            if student.shape[2] != target.shape[2]:
+                raise ValueError(
+                    f"spectrum tap {pair.student!r}->{pair.teacher!r}: student has {student.shape[2]} time steps, "
+                    f"teacher {target.shape[2]} (time lengths must match to compare temporal spectra)"
+                )
+            adapter = self.adapters[self._adapter_key(teacher_index, pair)]
+            spectrum = adapter.spectrum(student, tuple(target.shape[-2:]), self.spectrum_options)
+            distances.append(spectrum_distance(spectrum, temporal_spectrum(target, self.spectrum_options)))
+        return torch.stack(distances).mean()
 
     def _adapted_taps(
         self, student_out: ModelOutput, teacher_out: ModelOutput, teacher_index: int

@@ -44,8 +44,28 @@ class TemporalSpectrum:
     sin: Tensor | None = None
 
 
-def temporal_spectrum(features: Tensor, options: SpectrumOptions = SpectrumOptions()) -> TemporalSpectrum:
-    """``N×C×T×H×W`` features → per-channel temporal spectrum (see module docstring)."""
+class _Modulus(torch.autograd.Function):
+    """``|re + i·im|`` from the two parts, with the complex modulus's gradient at zero (0).
+
+    ``torch.hypot`` computes it in one pass over the parts (no complex tensor is built), but its
+    gradient at ``0 + 0i`` is 0/0; a feature that is zero all along a clip has exactly that.
+    """
+
+    @staticmethod
+    def forward(ctx, real: Tensor, imag: Tensor) -> Tensor:
+        modulus = torch.hypot(real, imag)
+        ctx.save_for_backward(real, imag, modulus)
+        return modulus
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
+        real, imag, modulus = ctx.saved_tensors
+        scale = torch.where(modulus == 0, 0.0, grad / modulus)
+        return scale * real, scale * imag
+
+
+def temporal_coefficients(features: Tensor, low_bins: int | None = None) -> Tensor:
+    """``rfft`` along time (``N×C×T×H×W`` → complex ``N×C×K×H×W``), the lowest ``low_bins`` bins kept."""
     if features.dim() != 5:
         raise ValueError(f"spectrum features must be N×C×T×H×W, got shape {tuple(features.shape)}")
     # float32 at least: under autocast half-precision FFTs are restricted and lose the small bins.
@@ -54,9 +74,12 @@ def temporal_spectrum(features: Tensor, options: SpectrumOptions = SpectrumOptio
         dim=2,
         norm="ortho",
     )
-    if options.low_bins is not None:
-        coefficients = coefficients[:, :, : options.low_bins]
-    modulus = coefficients.abs()
+    return coefficients if low_bins is None else coefficients[:, :, :low_bins]
+
+
+def spectrum_from_parts(real: Tensor, imag: Tensor, options: SpectrumOptions = SpectrumOptions()) -> TemporalSpectrum:
+    """The spectrum of DFT coefficients given as their real and imaginary parts (``N×C×K×H×W`` each)."""
+    modulus = _Modulus.apply(real, imag)
     amplitude = modulus.mean(dim=(3, 4))
     if options.log_amplitude:
         amplitude = torch.log1p(amplitude)
@@ -65,9 +88,15 @@ def temporal_spectrum(features: Tensor, options: SpectrumOptions = SpectrumOptio
         return TemporalSpectrum(amplitude)
     # cos/sin of the phase without atan2, whose gradient is undefined at zero.
     safe_modulus = modulus.clamp_min(_EPS)
-    cos = (coefficients.real / safe_modulus).mean(dim=(3, 4))
-    sin = (coefficients.imag / safe_modulus).mean(dim=(3, 4))
+    cos = (real / safe_modulus).mean(dim=(3, 4))
+    sin = (imag / safe_modulus).mean(dim=(3, 4))
     return TemporalSpectrum(amplitude, cos, sin)
+
+
+def temporal_spectrum(features: Tensor, options: SpectrumOptions = SpectrumOptions()) -> TemporalSpectrum:
+    """``N×C×T×H×W`` features → per-channel temporal spectrum (see module docstring)."""
+    coefficients = temporal_coefficients(features, options.low_bins)
+    return spectrum_from_parts(coefficients.real, coefficients.imag, options)
 
 
 def spectrum_distance(student: TemporalSpectrum, teacher: TemporalSpectrum) -> Tensor:
@@ -122,7 +151,29 @@ class TapAdapter(nn.Module):
 
     def forward(self, student: Tensor, teacher_spatial: tuple[int, int]) -> Tensor:
         """``N×C_s×T×H_s×W_s`` → ``N×C_t×T×H_t×W_t``."""
+        return self.project(self._pool(student, teacher_spatial))
+
+    def spectrum(
+        self, student: Tensor, teacher_spatial: tuple[int, int], options: SpectrumOptions = SpectrumOptions()
+    ) -> TemporalSpectrum:
+        """``temporal_spectrum(self(student, teacher_spatial), options)``, computed in the cheaper order.
+
+        The projection mixes channels and the DFT runs along time, so they commute: transforming the
+        student's few channels first and projecting the real and imaginary parts costs one FFT of
+        the narrow tap instead of one of the teacher-wide tap (512–2048 channels for a ResNet-50)
+        and its float32 copy, forward and backward. The projection runs in float32 even under
+        autocast: the small high-frequency bins are what the term compares.
+        """
+        coefficients = temporal_coefficients(self._pool(student, teacher_spatial), options.low_bins)
+        with torch.autocast(coefficients.device.type, enabled=False):
+            weight = self.project.weight.to(coefficients.real.dtype)
+            parts = F.conv3d(torch.cat([coefficients.real, coefficients.imag]), weight)
+        real, imag = parts.unflatten(0, (2, student.shape[0]))
+        return spectrum_from_parts(real, imag, options)
+
+    @staticmethod
+    def _pool(student: Tensor, teacher_spatial: tuple[int, int]) -> Tensor:
         # Pooling and a 1×1×1 convolution are both linear and commute; pooling first is cheaper.
         if student.shape[-2:] != teacher_spatial:
-            student = F.adaptive_avg_pool3d(student, (student.shape[2], *teacher_spatial))
-        return self.project(student)
+            return F.adaptive_avg_pool3d(student, (student.shape[2], *teacher_spatial))
+        return student

@@ -2,7 +2,13 @@ import numpy as np
 import pytest
 import torch
 
-from training.losses.spectrum import SpectrumOptions, TapAdapter, spectrum_loss, temporal_spectrum
+from training.losses.spectrum import (
+    SpectrumOptions,
+    TapAdapter,
+    spectrum_distance,
+    spectrum_loss,
+    temporal_spectrum,
+)
 
 
 def reference_spectrum(features: np.ndarray, options: SpectrumOptions) -> dict[str, np.ndarray]:
@@ -114,3 +120,35 @@ def test_tap_adapter_maps_channels_and_space_and_keeps_time():
     adapter = TapAdapter(student_channels=24, teacher_channels=64)
     out = adapter(torch.randn(2, 24, 8, 8, 8), (4, 4))
     assert out.shape == (2, 64, 8, 4, 4)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=repr)
+def test_adapter_spectrum_transforms_first_and_equals_the_spectrum_of_the_adapted_tap(rng, options):
+    adapter = TapAdapter(student_channels=5, teacher_channels=12).double()
+    student = torch.from_numpy(rng.normal(size=(2, 5, 8, 6, 6)))
+    got = adapter.spectrum(student, (3, 3), options)
+    expected = reference_spectrum(adapter(student, (3, 3)).detach().numpy(), options)
+    for name, value in expected.items():
+        np.testing.assert_allclose(getattr(got, name).detach().numpy(), value, atol=1e-12, err_msg=name)
+
+
+def test_adapter_spectrum_passes_gradcheck_for_the_tap_and_the_projection(rng):
+    adapter = TapAdapter(student_channels=3, teacher_channels=4).double()
+    weight = adapter.project.weight.detach().clone().requires_grad_()
+    del adapter.project.weight
+    adapter.project.weight = weight  # a plain tensor, so gradcheck's perturbations reach the module
+    student = torch.from_numpy(rng.normal(size=(2, 3, 6, 2, 2))).requires_grad_()
+    teacher = temporal_spectrum(torch.from_numpy(rng.normal(size=(2, 4, 6, 2, 2))))
+    assert torch.autograd.gradcheck(
+        lambda tap, _: spectrum_distance(adapter.spectrum(tap, (2, 2)), teacher), (student, weight)
+    )
+
+
+def test_a_tap_that_is_zero_all_along_the_clip_gets_a_zero_gradient_not_nan():
+    """Dead (all-zero) features give DFT coefficients of exactly 0, where |z| has no derivative."""
+    adapter = TapAdapter(student_channels=3, teacher_channels=4)
+    student = torch.zeros(2, 3, 8, 4, 4, requires_grad=True)
+    teacher = temporal_spectrum(torch.randn(2, 4, 8, 4, 4))
+    spectrum_distance(adapter.spectrum(student, (4, 4)), teacher).backward()
+    assert torch.equal(student.grad, torch.zeros_like(student))
+    assert torch.isfinite(adapter.project.weight.grad).all()
