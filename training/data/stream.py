@@ -36,9 +36,9 @@ def pipeline_context():  # -> ray.data.DataContext
     training, rather than Ray Data's defaults for large tabular reads. Measured with
     ``bench/pipeline.py`` on 2 cores, the defaults lose about a third of the throughput:
 
-    * 128 MiB blocks make a small shard one block, so one decode task and no parallelism; 2 MiB of
-      encoded video (~50 clips) gives each shard several decode tasks, and a decode task holds at
-      most a few MiB of decoded frames before handing them on;
+    * 128 MiB blocks would make a read task hold a whole shard's encoded bytes before decoding
+      the first clip; 2 MiB of encoded video (~40–50 clips at a time) keeps a task's memory to a
+      few MiB and hands decoded clips on early;
     * the V2 Parquet reader lists files through a pool of footer-reading actors started afresh on
       every execution (seconds each on a small node); the V1 reader reads footers in its tasks;
     * per-operator CPU reservation keeps a core idle for the reader, which is done in milliseconds;
@@ -94,6 +94,15 @@ def decode_batch(batch: dict[str, np.ndarray], sampling: ClipSampling) -> dict[s
     ``N×`` ``sampling.frame_shape()``), ``label`` (int64) and ``ok`` (bool; False = not decodable)."""
     with single_threaded_torch():
         return _decode_batch(batch, sampling)
+
+
+def decode_blocks(
+    block: dict[str, np.ndarray], sampling: ClipSampling, batch_size: int
+) -> Iterator[dict[str, np.ndarray]]:
+    """Ray Data ``map_batches`` body fused into the read task: one read block (about 2 MiB of
+    encoded clips) decoded ``batch_size`` clips at a time, each batch handed on when it is done."""
+    for start in range(0, len(block["label"]), batch_size):
+        yield decode_batch({name: column[start : start + batch_size] for name, column in block.items()}, sampling)
 
 
 def _decode_batch(batch: dict[str, np.ndarray], sampling: ClipSampling) -> dict[str, np.ndarray]:
@@ -174,11 +183,17 @@ def clip_dataset(
     shuffle = np.random.default_rng(seed) if sampling.train else None
     ordered = [paths[index] for index in file_order(len(paths), passes, shuffle)]
     with ray.data.DataContext.current(data_context or pipeline_context()):
-        dataset = ray.data.read_parquet(ordered)
+        # One read task per file visit, and decoding with no batch_size of its own: Ray fuses a
+        # read into the next map only then (no split factor on the read, no minimum batch on the
+        # map), so each task reads one shard and decodes it. Kept apart, a read task held its CPU
+        # slot for as long as its blocks waited to be decoded, and 2 CPUs ran about one decode
+        # task at a time (bench/RESULTS.md). Parallelism is therefore shard visits in flight:
+        # a run of one pass over one shard decodes on one CPU.
+        dataset = ray.data.read_parquet(ordered, override_num_blocks=len(ordered))
         return dataset.select_columns(COLUMNS).map_batches(
-            decode_batch,
-            fn_kwargs={"sampling": sampling},
-            batch_size=decode_batch_size,
+            decode_blocks,
+            fn_kwargs={"sampling": sampling, "batch_size": decode_batch_size},
+            batch_size=None,
             num_cpus=1,
             zero_copy_batch=True,
         )

@@ -17,6 +17,7 @@ from training.data.stream import (
     ClipSampling,
     clip_dataset,
     decode_batch,
+    decode_blocks,
     file_order,
     iterate_clips,
 )
@@ -159,3 +160,22 @@ def test_pipeline_is_planned_with_its_own_data_context(motion_shards, ray_local)
         _paths(motion_shards, "train"), ClipSampling(num_frames=8, size=32), data_context=caller.copy()
     )
     assert settings(ray_defaults.context) == before
+
+
+def test_each_read_task_decodes_what_it_reads(motion_shards, ray_local, capsys) -> None:
+    """Read and decode are one fused operator (bench/RESULTS.md: kept apart, read tasks held
+    CPU slots while their blocks waited, and 2 CPUs decoded about one task at a time)."""
+    dataset = clip_dataset(_paths(motion_shards, "train"), ClipSampling(num_frames=8, size=32), passes=2)
+    dataset.explain()
+    optimized_physical = capsys.readouterr().out.split("Physical Plan (Optimized)")[1]
+    assert "ReadParquet->MapBatches(decode_blocks)" in optimized_physical
+
+
+def test_decode_blocks_hands_on_a_block_in_batches_of_the_given_size(motion_shards) -> None:
+    block = pq.read_table(_paths(motion_shards, "val"), columns=["video", "label", "num_frames"]).to_pydict()
+    block = {name: np.asarray(column, dtype=object if name == "video" else None) for name, column in block.items()}
+    batches = list(decode_blocks(block, ClipSampling(num_frames=8, size=32), batch_size=4))
+    sizes = [len(b["label"]) for b in batches]
+    assert sizes[:-1] == [4] * (len(sizes) - 1) and 1 <= sizes[-1] <= 4 and sum(sizes) == len(block["label"])
+    assert np.concatenate([b["label"] for b in batches]).tolist() == block["label"].tolist()
+    assert all(b["ok"].all() and b["clip"].dtype == np.uint8 for b in batches)
