@@ -290,6 +290,8 @@ def pipeline_settings(args: argparse.Namespace) -> ray.data.DataContext:
         context.use_datasource_v2 = args.parquet_reader == "v2"
     if args.op_reservation is not None:
         context.op_resource_reservation_enabled = args.op_reservation
+    if args.gen_buffer_blocks is not None:
+        context._max_num_blocks_in_streaming_gen_buffer = args.gen_buffer_blocks
     if args.concurrency_cap:
         context.remove_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY)
     return context
@@ -335,6 +337,11 @@ def parse_args() -> argparse.Namespace:
         "--op-reservation",
         action=argparse.BooleanOptionalAction,
         help="DataContext.op_resource_reservation_enabled (specdistill: off, Ray: on)",
+    )
+    pipeline.add_argument(
+        "--gen-buffer-blocks",
+        type=int,
+        help="DataContext._max_num_blocks_in_streaming_gen_buffer (specdistill: 8, Ray: 2)",
     )
     pipeline.add_argument(
         "--concurrency-cap",

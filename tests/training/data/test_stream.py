@@ -147,13 +147,14 @@ def test_pipeline_is_planned_with_its_own_data_context(motion_shards, ray_local)
 
     def settings(context: ray.data.DataContext) -> tuple:
         policies = context.get_config(ENABLED_BACKPRESSURE_POLICIES_CONFIG_KEY, None)
-        return context.target_max_block_size, context.use_datasource_v2, policies
+        gen_buffer = context._max_num_blocks_in_streaming_gen_buffer  # private: must survive Ray upgrades
+        return context.target_max_block_size, context.use_datasource_v2, gen_buffer, policies
 
     caller = ray.data.DataContext.get_current()
     before = settings(caller)
     dataset = clip_dataset(_paths(motion_shards, "train"), ClipSampling(num_frames=8, size=32))
-    block_size, v2_reader, policies = settings(dataset.context)
-    assert (block_size, v2_reader) == (2 * 2**20, False)
+    block_size, v2_reader, gen_buffer, policies = settings(dataset.context)
+    assert (block_size, v2_reader, gen_buffer) == (2 * 2**20, False, 8)
     assert ResourceBudgetBackpressurePolicy in policies and ConcurrencyCapBackpressurePolicy not in policies
     assert ray.data.DataContext.get_current() is caller and settings(caller) == before != settings(dataset.context)
     ray_defaults = clip_dataset(
