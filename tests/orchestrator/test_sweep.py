@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from pathlib import Path
 
@@ -100,12 +101,19 @@ def test_trial_metrics_are_exported_as_gauges_tagged_by_trial(ray_local, write_s
     trial_id = read_sweep(grid.experiment_path)[0].trial_id
     node = ray_local.nodes()[0]
     url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
-    text = urllib.request.urlopen(url, timeout=10).read().decode()
-    lines = [
-        line
-        for line in text.splitlines()
-        if line.startswith("specdistill_val_top1") or line.startswith("ray_specdistill_val_top1")
-    ]
+    # Workers hand their gauges to the metrics agent every few seconds, so a trial that has just
+    # ended may not be exported yet (earlier trials of this session already are): poll.
+    deadline = time.monotonic() + 30
+    while True:
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        lines = [
+            line
+            for line in text.splitlines()
+            if line.startswith("specdistill_val_top1") or line.startswith("ray_specdistill_val_top1")
+        ]
+        if any(f'trial_id="{trial_id}"' in line for line in lines) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert any(f'trial_id="{trial_id}"' in line for line in lines), lines[:5]
 
 
