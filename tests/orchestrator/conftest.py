@@ -3,6 +3,8 @@ point at the session's small embedded dataset."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,22 @@ def write_sweep(motion_shards, exported_teacher, tmp_path: Path):
         return path
 
     return write
+
+
+def _wait_for(
+    predicate: Callable[[], bool], timeout: float, what: str | Callable[[], str], interval: float = 0.2
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what() if callable(what) else what}")
+
+
+@pytest.fixture
+def wait_for() -> Callable[..., None]:
+    """``wait_for(predicate, timeout, what)``: poll until true, or fail naming ``what`` (a string,
+    or a function giving one at the time of failure, to show what was seen last). For
+    effects that Ray delivers later than the call that caused them (reports, checkpoints, metrics)."""
+    return _wait_for

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,6 @@ FIXED_SPACE = {"variants": {"base": {}}}
 
 def _results(sweep_dir: str | Path) -> list[list[dict]]:
     return [trial.results for trial in read_sweep(sweep_dir)]
-
-
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _first_epoch_reported(sweep_dir: Path) -> bool:
@@ -63,7 +53,9 @@ def test_two_worker_trial_runs_ddp_over_gloo_and_reports_like_one_worker(ray_loc
     assert load_exported(exported)[1].model == "tsm_mobilenet_v2"
 
 
-def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local, write_sweep, tmp_path) -> None:
+def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(
+    ray_local, write_sweep, tmp_path, wait_for
+) -> None:
     """The kill lands as the second checkpoint is written, so the first is complete and registered.
     Watched in the Train run's own storage, not in Tune's results, which arrive later: epochs follow
     each other in seconds once the data pipeline runs, and Tune's view can lag to the run's end.
@@ -91,7 +83,7 @@ def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local,
     outcome: dict = {}
     runner = threading.Thread(target=lambda: outcome.update(grid=run_sweep(config)))
     runner.start()
-    _wait_for(lambda: len(list((sweep_dir / "train_runs").glob("*/checkpoint_*"))) >= 2, 240, "two checkpoints")
+    wait_for(lambda: len(list((sweep_dir / "train_runs").glob("*/checkpoint_*"))) >= 2, 240, "two checkpoints")
     workers = {actor: pid for actor, pid in train_workers().items() if actor not in earlier}
     assert len(workers) == 2
     os.kill(sorted(workers.values())[-1], signal.SIGKILL)
@@ -105,7 +97,7 @@ def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(ray_local,
     assert last["step"] == epochs * 3, "the step counter restarted instead of continuing"
 
 
-def test_killed_single_worker_trial_is_retried_from_its_checkpoint(ray_local, write_sweep, tmp_path) -> None:
+def test_killed_single_worker_trial_is_retried_from_its_checkpoint(ray_local, write_sweep, tmp_path, wait_for) -> None:
     config = write_sweep(
         "killtrial",
         space=FIXED_SPACE,
@@ -116,7 +108,7 @@ def test_killed_single_worker_trial_is_retried_from_its_checkpoint(ray_local, wr
     outcome: dict = {}
     runner = threading.Thread(target=lambda: outcome.update(grid=run_sweep(config)))
     runner.start()
-    _wait_for(lambda: _first_epoch_reported(sweep_dir), 240, "the first epoch's report")
+    wait_for(lambda: _first_epoch_reported(sweep_dir), 240, "the first epoch's report")
     pid = _trial_result_lines(sweep_dir)[0][0]["pid"]
     os.kill(pid, signal.SIGKILL)
     runner.join(timeout=400)
@@ -127,7 +119,7 @@ def test_killed_single_worker_trial_is_retried_from_its_checkpoint(ray_local, wr
     assert results[-1]["step"] == 3 * 3
 
 
-def test_resume_after_the_sweep_driver_dies_keeps_finished_trials(write_sweep, tmp_path) -> None:
+def test_resume_after_the_sweep_driver_dies_keeps_finished_trials(write_sweep, tmp_path, wait_for) -> None:
     config = write_sweep(
         "resume",
         space={"variants": {"a": {}, "b": {"optim.lr": 0.002}, "c": {"optim.lr": 0.004}}},
@@ -150,7 +142,7 @@ def test_resume_after_the_sweep_driver_dies_keeps_finished_trials(write_sweep, t
             lines = _trial_result_lines(sweep_dir)
             return any(r and r[-1]["epoch"] == 2 for r in lines) and len(lines) >= 2
 
-        _wait_for(one_finished_and_next_started, 300, "one finished trial and a second one running")
+        wait_for(one_finished_and_next_started, 300, "one finished trial and a second one running")
     finally:
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
         driver.wait()

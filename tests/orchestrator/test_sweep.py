@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from pathlib import Path
 
@@ -96,25 +95,22 @@ def test_ensemble_of_top_students_is_scored_against_its_members(ray_local, write
     assert main(["evaluate", str(tmp_path / "ensemble"), "--data", str(data_dir)]) == 0
 
 
-def test_trial_metrics_are_exported_as_gauges_tagged_by_trial(ray_local, write_sweep) -> None:
+def test_trial_metrics_are_exported_as_gauges_tagged_by_trial(ray_local, write_sweep, wait_for) -> None:
     grid = run_sweep(write_sweep("gauges", tune={"num_samples": 1}))
     trial_id = read_sweep(grid.experiment_path)[0].trial_id
     node = ray_local.nodes()[0]
     url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
-    # Workers hand their gauges to the metrics agent every few seconds, so a trial that has just
-    # ended may not be exported yet (earlier trials of this session already are): poll.
-    deadline = time.monotonic() + 30
-    while True:
+    lines: list[str] = []
+
+    def exported() -> bool:
         text = urllib.request.urlopen(url, timeout=10).read().decode()
-        lines = [
-            line
-            for line in text.splitlines()
-            if line.startswith("specdistill_val_top1") or line.startswith("ray_specdistill_val_top1")
-        ]
-        if any(f'trial_id="{trial_id}"' in line for line in lines) or time.monotonic() > deadline:
-            break
-        time.sleep(1)
-    assert any(f'trial_id="{trial_id}"' in line for line in lines), lines[:5]
+        gauges = ("specdistill_val_top1", "ray_specdistill_val_top1")
+        lines[:] = [line for line in text.splitlines() if line.startswith(gauges)]
+        return any(f'trial_id="{trial_id}"' in line for line in lines)
+
+    # Workers hand their gauges to the metrics agent every few seconds, so a trial that has just
+    # ended may not be exported yet (earlier trials of this session already are).
+    wait_for(exported, 30, lambda: f"trial {trial_id}'s val_top1 gauge; exported so far: {lines[:5]}", interval=1)
 
 
 def test_a_teacher_ensemble_directory_distils_from_all_its_members(
