@@ -14,11 +14,18 @@ difference of means counts as reproduced only when it exceeds twice its standard
 
     python bench/ablation.py                       # CPU-sized: 3 seeds × 7 rows, ~25 min on 2 cores
     python bench/ablation.py --seeds 0 1 2 3 4 --epochs 6 --keep runs/ablation
+
+A run at a budget that tells the rows apart takes hours on a small machine, so ``--keep DIR`` also
+continues: given the same options again, it reuses the dataset and the exported teacher it finds
+there and resumes the sweep (finished trials are kept, unfinished ones go on from their last
+epoch's checkpoint). Other options than the ones the run started with are refused, naming each
+field that differs, because one table must not mix budgets.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import shlex
@@ -32,11 +39,11 @@ from pathlib import Path
 from orchestrator.config import SweepConfig, load_sweep_config
 from orchestrator.evaluation import evaluate_export
 from orchestrator.selection import TrialRecord, read_sweep
-from orchestrator.sweep import launch
+from orchestrator.sweep import SWEEP_FILE, launch, resume_sweep
 from orchestrator.teachers import train_teachers
 from search_spaces import SearchSpace, load_space
 from training.config import with_overrides
-from training.data.embedded import SynthSpec, write_embedded_dataset
+from training.data.embedded import MOTION_CLASSES, SynthSpec, write_embedded_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -176,13 +183,74 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=4, help="student epochs per trial")
     parser.add_argument("--max-steps-per-epoch", type=int, default=30)
     parser.add_argument("--concurrency", type=int, default=2, help="trials at a time (one CPU each)")
-    parser.add_argument("--keep", type=Path, help="work directory to keep (data, teacher, sweep); default: temporary")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="work directory to keep (data, teacher, sweep), or a kept one to continue; default: temporary",
+    )
     args = parser.parse_args()
     if args.seeds is not None and len(args.seeds) < 2:
         parser.error("--seeds needs at least two seeds: a single run has no spread")
-    if args.keep is not None and args.keep.exists():
-        parser.error(f"--keep {args.keep} exists: give a new directory")
     return args
+
+
+def differences(stored: object, asked: object, prefix: str = "") -> list[str]:
+    """One line per leaf where two JSON-like values differ, named by its dotted path."""
+    if isinstance(stored, dict) and isinstance(asked, dict):
+        lines = []
+        for key in sorted(stored.keys() | asked.keys()):
+            lines += differences(stored.get(key), asked.get(key), f"{prefix}{key}.")
+        return lines
+    return [] if stored == asked else [f"{prefix.rstrip('.')}: {stored!r} in the kept run, {asked!r} now"]
+
+
+def check_same_run(sweep_dir: str, config: SweepConfig, space: SearchSpace | None = None) -> None:
+    """Refuse to continue a kept sweep whose training recipe (or grid) differs from this invocation's."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    payload = json.loads(path.read_text())
+    lines = differences(payload["config"]["train"], config.train.model_dump(mode="json"), "train.")
+    if space is not None:
+        lines += differences(payload["space"], space.model_dump(), "space.")
+    if lines:
+        listed = "\n  ".join(lines)
+        raise SystemExit(f"{path}: the kept run differs from these options; give a new --keep directory.\n  {listed}")
+
+
+def prepare_data(data: Path, clips_per_class: int) -> None:
+    """Write the embedded dataset, or reuse a complete one of the asked-for size."""
+    manifest = data / "dataset.json"
+    if manifest.is_file():
+        clips = sum(split["clips"] for split in json.loads(manifest.read_text())["splits"].values())
+        if clips != clips_per_class * len(MOTION_CLASSES):
+            raise SystemExit(
+                f"{manifest}: {clips} clips, --clips-per-class {clips_per_class} asks for "
+                f"{clips_per_class * len(MOTION_CLASSES)}; give a new --keep directory"
+            )
+        return
+    if data.exists():
+        raise SystemExit(f"{data} has no dataset.json (its writing was interrupted): remove {data} and run again")
+    write_embedded_dataset(data, SynthSpec(clips_per_class=clips_per_class, num_frames=8, size=32), workers=2)
+
+
+def prepare_teacher(config: SweepConfig, export: Path) -> Path:
+    """Train and export the teacher, or reuse the one a kept run exported with the same recipe."""
+    if (export / "model.json").is_file():
+        check_same_run(config.sweep_dir, config)
+        return export
+    if Path(config.sweep_dir).exists():
+        raise SystemExit(
+            f"{config.sweep_dir} holds a teacher sweep that exported nothing: remove it (and {export}) to train again"
+        )
+    return train_teachers(config, export)[0]
+
+
+def run_grid(config: SweepConfig, space: SearchSpace) -> None:
+    """Launch the ablation sweep, or resume the kept one."""
+    if any(Path(config.sweep_dir).glob("experiment_state-*.json")):
+        check_same_run(config.sweep_dir, config, space)
+        resume_sweep(config.sweep_dir)
+    else:
+        launch(config, space)
 
 
 def main() -> None:
@@ -196,12 +264,10 @@ def main() -> None:
         work = args.keep or Path(tmp)
         teacher_config, distill_config = configs(args, work)
         space.check_against(distill_config.train)
-        write_embedded_dataset(
-            work / "data", SynthSpec(clips_per_class=args.clips_per_class, num_frames=8, size=32), workers=2
-        )
-        teacher = train_teachers(teacher_config, work / "teacher")[0]
+        prepare_data(work / "data", args.clips_per_class)
+        teacher = prepare_teacher(teacher_config, work / "teacher")
         teacher_report = evaluate_export(teacher, work / "data", clips=distill_config.train.data.eval_clips)
-        launch(distill_config, space)
+        run_grid(distill_config, space)
         rows, missing = collect_rows(distill_config.sweep_dir, space, args.epochs)
     minutes = (time.perf_counter() - started) / 60
     command = shlex.join(["python", "bench/ablation.py", *sys.argv[1:]])

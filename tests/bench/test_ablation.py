@@ -1,0 +1,72 @@
+"""``bench/ablation.py --keep DIR`` continues a kept run only when it is the same run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.ablation import check_same_run, configs, differences, prepare_data
+from orchestrator.sweep import SWEEP_FILE
+from search_spaces import load_space
+
+
+def budget(epochs: int = 20) -> argparse.Namespace:
+    return argparse.Namespace(teacher_epochs=20, epochs=epochs, max_steps_per_epoch=50, concurrency=2)
+
+
+def keep_sweep(work: Path, epochs: int = 20) -> str:
+    """Write the sweep file a started ablation leaves in ``work``, as ``launch`` writes it."""
+    _, distill = configs(budget(epochs), work)
+    Path(distill.sweep_dir).mkdir(parents=True)
+    payload = {"config": distill.model_dump(mode="json"), "space": load_space("ablation").model_dump()}
+    Path(distill.sweep_dir, SWEEP_FILE).write_text(json.dumps(payload))
+    return distill.sweep_dir
+
+
+def test_differences_name_each_differing_leaf_by_its_path():
+    stored = {"optim": {"epochs": 8, "lr": 0.003}, "model": "tsm_mobilenet_v2"}
+    asked = {"optim": {"epochs": 20, "lr": 0.003}, "model": "tsm_mobilenet_v2", "seed": 1}
+    assert differences(stored, stored) == []
+    assert differences(stored, asked, "train.") == [
+        "train.optim.epochs: 8 in the kept run, 20 now",
+        "train.seed: None in the kept run, 1 now",
+    ]
+
+
+def test_a_kept_sweep_continues_with_the_same_options(tmp_path):
+    sweep_dir = keep_sweep(tmp_path)
+    _, distill = configs(budget(), tmp_path)
+    check_same_run(sweep_dir, distill, load_space("ablation"))
+
+
+def test_a_kept_sweep_refuses_another_budget_or_grid(tmp_path):
+    sweep_dir = keep_sweep(tmp_path, epochs=8)
+    _, distill = configs(budget(epochs=20), tmp_path)
+    with pytest.raises(SystemExit, match=r"specdistill-sweep.json.*\n  train.optim.epochs: 8 in the kept run, 20 now"):
+        check_same_run(sweep_dir, distill)
+    _, same_budget = configs(budget(epochs=8), tmp_path)
+    more_seeds = load_space("ablation").model_copy(update={"seeds": [0, 1, 2, 3]})
+    with pytest.raises(SystemExit, match=r"space.seeds: \[0, 1, 2\] in the kept run, \[0, 1, 2, 3\] now"):
+        check_same_run(sweep_dir, same_budget, more_seeds)
+
+
+def test_kept_data_is_reused_only_at_the_asked_for_size(tmp_path):
+    data = tmp_path / "data"
+    prepare_data(data, clips_per_class=2)
+    written = (data / "dataset.json").stat().st_mtime_ns
+    prepare_data(data, clips_per_class=2)
+    assert (data / "dataset.json").stat().st_mtime_ns == written
+    with pytest.raises(SystemExit, match=r"dataset.json: 20 clips, --clips-per-class 3 asks for 30"):
+        prepare_data(data, clips_per_class=3)
+
+
+def test_an_interrupted_dataset_is_named_not_overwritten(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train-00000.parquet").write_bytes(b"partial")
+    with pytest.raises(SystemExit, match=r"data has no dataset.json"):
+        prepare_data(data, clips_per_class=2)
+    assert (data / "train-00000.parquet").read_bytes() == b"partial"
