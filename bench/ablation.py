@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.config import SweepConfig, load_sweep_config
+from orchestrator.config import SweepConfig, read_sweep_config
 from orchestrator.evaluation import evaluate_export
 from orchestrator.selection import TrialRecord, read_sweep
 from orchestrator.sweep import SWEEP_FILE, launch, resume_sweep
@@ -128,7 +128,7 @@ def judge(better: Row, worse: Row) -> tuple[float, float, str]:
 def configs(args: argparse.Namespace, work: Path) -> tuple[SweepConfig, SweepConfig]:
     """The demo's teacher and distillation configs, pointed at ``work`` and given this run's budget."""
     data, runs = str(work / "data"), str(work / "runs")
-    teacher, _ = load_sweep_config(CONFIGS / "demo-teacher.yaml")
+    teacher, _ = read_sweep_config(CONFIGS / "demo-teacher.yaml")
     teacher = teacher.model_copy(
         update={
             "name": "ablation-teacher",
@@ -136,7 +136,7 @@ def configs(args: argparse.Namespace, work: Path) -> tuple[SweepConfig, SweepCon
             "train": with_overrides(teacher.train, {"data.path": data, "optim.epochs": args.teacher_epochs}),
         }
     )
-    distill, _ = load_sweep_config(CONFIGS / "demo-distill.yaml")
+    distill, _ = read_sweep_config(CONFIGS / "demo-distill.yaml")
     train = with_overrides(
         distill.train,
         {

@@ -93,7 +93,16 @@ def _is_uri(path: str) -> bool:
 
 
 def load_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[SweepConfig, SearchSpace]:
-    """Read, resolve (paths relative to the YAML) and validate a sweep config and its search space."""
+    """Read, resolve (paths relative to the YAML) and validate a sweep config and its search space,
+    and check that the data and teachers it names exist."""
+    config, search_space = read_sweep_config(path, space=space)
+    check_inputs(config.train, Path(path))
+    return config, search_space
+
+
+def read_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[SweepConfig, SearchSpace]:
+    """``load_sweep_config`` without the inputs check, for callers that point the config at data and
+    teachers they make afterwards (``bench/ablation.py`` reuses the demo's recipe in its own directory)."""
     path = Path(path)
     payload = read_yaml_mapping(path, "sweep config")
     try:
@@ -108,7 +117,6 @@ def load_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[Sw
     named = config.search_space
     search_space = load_space(base / named if named.endswith((".yaml", ".yml")) else named)
     search_space.check_against(config.train)
-    check_inputs(config.train, path)
     return config, search_space
 
 

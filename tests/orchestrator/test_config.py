@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.config import load_sweep_config
+from orchestrator.config import load_sweep_config, read_sweep_config
 from search_spaces import available, load_space
 from training.config import TrainConfig, with_overrides
 
@@ -67,6 +67,14 @@ def test_bad_search_spaces_are_refused_naming_the_parameter(write_sweep, space: 
 def test_missing_teacher_or_data_is_refused_before_ray(write_sweep, tmp_path) -> None:
     with pytest.raises(ValueError, match="not an exported model"):
         load_sweep_config(write_sweep(train={"teachers": [str(tmp_path / "nowhere")]}))
+
+
+def test_reading_a_config_whose_inputs_come_later_still_validates_its_fields(write_sweep, tmp_path) -> None:
+    nowhere = str(tmp_path / "nowhere")
+    config, _ = read_sweep_config(write_sweep(train={"teachers": [nowhere]}))
+    assert config.train.teachers == [nowhere]
+    with pytest.raises(ValueError, match=r"tune\.num_sampels"):
+        read_sweep_config(write_sweep(train={"teachers": [nowhere]}, tune={"num_sampels": 3}))
 
 
 def test_cli_refuses_bad_yaml_with_one_line_and_no_ray(write_sweep, capsys) -> None:
