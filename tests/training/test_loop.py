@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.config import TrainConfig
+from training.config import TrainConfig, with_overrides
 from training.data.stream import ClipBatch, ClipSampling, clip_dataset
 from training.loop import passes_per_run, run_training, samplings, steps_per_epoch
 from training.session import LocalSession, ray_data_batches
@@ -96,3 +96,20 @@ def test_a_ray_data_stream_starts_a_new_execution_when_one_ends(motion_shards, r
     assert [len(b.labels) for b in itertools.islice(stream, 5)] == [4] * 5
     stream.close()
     assert list(ray_data_batches(dataset.limit(0).iterator(), CPU)(4)) == []
+
+
+def test_a_seed_repeats_an_in_process_run_exactly(motion_shards) -> None:
+    """Random frame offsets and crops included (4 of 12 frames, crops of 60–100 % of the area)."""
+    data_dir, manifest = motion_shards
+    config = with_overrides(_config(data_dir, epochs=2, max_steps_per_epoch=2), {"data.min_scale": 0.6})
+    train, val = samplings(config)
+    paths = manifest.shard_paths(data_dir, "train"), manifest.shard_paths(data_dir, "val")
+
+    def losses(seed: int) -> list[float]:
+        session = LocalSession(*paths, train, val, seed=seed)
+        run_training({**config.model_dump(mode="json"), "seed": seed}, session)
+        return [m["train_loss"] for m in session.history]
+
+    first = losses(0)
+    assert losses(0) == first
+    assert losses(1) != first

@@ -96,11 +96,17 @@ class ClipSampling:
         return (*views, self.num_frames, 3, self.size, self.size)
 
 
-def decode_batch(batch: dict[str, np.ndarray], sampling: ClipSampling) -> dict[str, np.ndarray]:
+def decode_batch(
+    batch: dict[str, np.ndarray], sampling: ClipSampling, rng: np.random.Generator | None = None
+) -> dict[str, np.ndarray]:
     """Ray Data ``map_batches`` body: columns ``video``/``label``/``num_frames`` → ``clip`` (uint8,
-    ``N×`` ``sampling.frame_shape()``), ``label`` (int64) and ``ok`` (bool; False = not decodable)."""
+    ``N×`` ``sampling.frame_shape()``), ``label`` (int64) and ``ok`` (bool; False = not decodable).
+
+    Training frame offsets are drawn from ``rng``; crops and flips from torch's global generator.
+    The in-process loader passes its seeded generator so that a seed repeats a run exactly; Ray
+    Data decode tasks finish in no fixed order anyway, and draw fresh offsets (``rng=None``)."""
     with single_threaded_torch():
-        return _decode_batch(batch, sampling)
+        return _decode_batch(batch, sampling, rng if rng is not None else np.random.default_rng())
 
 
 def decode_blocks(
@@ -112,9 +118,10 @@ def decode_blocks(
         yield decode_batch({name: column[start : start + batch_size] for name, column in block.items()}, sampling)
 
 
-def _decode_batch(batch: dict[str, np.ndarray], sampling: ClipSampling) -> dict[str, np.ndarray]:
+def _decode_batch(
+    batch: dict[str, np.ndarray], sampling: ClipSampling, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     transform = clip_transform(sampling.size, train=sampling.train, flip=sampling.flip, min_scale=sampling.min_scale)
-    rng = np.random.default_rng()
     count = len(batch["label"])
     clips = np.zeros((count, *sampling.frame_shape()), dtype=np.uint8)
     ok = np.zeros(count, dtype=bool)
@@ -229,14 +236,15 @@ def iterate_clips(
     ``part=(rank, world_size)`` keeps every ``world_size``-th batch starting at ``rank``, skipped
     before decoding, so ranks split the work instead of repeating it. ``shuffle`` visits the files
     in a new random order on each pass and the clips of each file in a random order (one file's
-    encoded bytes are held at a time); without it, files and clips come in stored order.
+    encoded bytes are held at a time), and draws the training frame offsets, so that with torch's
+    global seed it fixes every clip of the stream; without it, files and clips come in stored order.
     ``passes=None`` never ends: a training run takes the batches it needs from one stream.
     """
     rank, world_size = part
     collate = ClipCollate(device)
     for index, columns in enumerate(_encoded_batches(paths, batch_size, shuffle, passes)):
         if index % world_size == rank:
-            yield collate(decode_batch(columns, sampling))
+            yield collate(decode_batch(columns, sampling, shuffle))
 
 
 def _encoded_batches(
