@@ -40,9 +40,11 @@ class Session(Protocol):
     def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
         """Move to the device; wrap in DDP when ``trainable`` and there is more than one worker."""
 
-    def train_batches(self, batch_size: int) -> Generator[ClipBatch, None, None]:
+    def train_batches(self, batch_size: int, start: int = 0) -> Generator[ClipBatch, None, None]:
         """This rank's training batches for the whole run, without end: the loop asks once and
-        takes ``steps_per_epoch`` batches per epoch, so epochs do not restart the data pipeline."""
+        takes ``steps_per_epoch`` batches per epoch, so epochs do not restart the data pipeline.
+        A resumed run asks from batch ``start`` on: in-process streams then continue exactly where
+        the interrupted run stopped; Ray Data streams, which have no fixed order, start afresh."""
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
         """This rank's slice of the validation set."""
@@ -73,15 +75,17 @@ class _ValidationCache:
         return batches
 
 
-TrainBatches = Callable[[int], Generator[ClipBatch, None, None]]
+TrainBatches = Callable[[int, int], Generator[ClipBatch, None, None]]
 
 
 def in_process_batches(paths: list[str], sampling: ClipSampling, device: torch.device, *, seed: int) -> TrainBatches:
     """Training batches decoded in the calling process, endless, in a new random order every pass."""
 
-    def batches(batch_size: int) -> Generator[ClipBatch, None, None]:
+    def batches(batch_size: int, start: int = 0) -> Generator[ClipBatch, None, None]:
         shuffle = np.random.default_rng(seed)
-        return iterate_clips(paths, sampling, batch_size=batch_size, device=device, shuffle=shuffle, passes=None)
+        return iterate_clips(
+            paths, sampling, batch_size=batch_size, device=device, shuffle=shuffle, passes=None, skip=start
+        )
 
     return batches
 
@@ -93,9 +97,11 @@ def ray_data_batches(iterator: ray.data.DataIterator, device: torch.device) -> T
     Build the dataset with all the run's passes (``clip_dataset(passes=loop.passes_per_run(...))``)
     so that one execution feeds the whole run. A shorter dataset still works: the stream starts
     a new execution whenever one ends (the per-epoch restart that costs about a second each).
+    A resumed run's ``start`` is not skipped: the execution's order is not fixed, so there is no
+    position to return to, and decoding batches only to drop them would cost the time they take.
     """
 
-    def batches(batch_size: int) -> Generator[ClipBatch, None, None]:
+    def batches(batch_size: int, start: int = 0) -> Generator[ClipBatch, None, None]:
         while True:
             delivered = False
             for batch in iterator.iter_torch_batches(
@@ -136,8 +142,8 @@ class LocalSession:
     def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
         return module.to(self.device)
 
-    def train_batches(self, batch_size: int) -> Generator[ClipBatch, None, None]:
-        return self._train(batch_size)
+    def train_batches(self, batch_size: int, start: int = 0) -> Generator[ClipBatch, None, None]:
+        return self._train(batch_size, start)
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
         return self._val.batches(batch_size)
@@ -171,8 +177,8 @@ class TuneSession:
     def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
         return module.to(self.device)
 
-    def train_batches(self, batch_size: int) -> Generator[ClipBatch, None, None]:
-        return self._train(batch_size)
+    def train_batches(self, batch_size: int, start: int = 0) -> Generator[ClipBatch, None, None]:
+        return self._train(batch_size, start)
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
         return self._val.batches(batch_size)
@@ -222,8 +228,8 @@ class TrainSession:
 
         return ray.train.torch.prepare_model(module, parallel_strategy="ddp" if trainable else None)
 
-    def train_batches(self, batch_size: int) -> Generator[ClipBatch, None, None]:
-        return self._train(batch_size)
+    def train_batches(self, batch_size: int, start: int = 0) -> Generator[ClipBatch, None, None]:
+        return self._train(batch_size, start)
 
     def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
         return self._val.batches(batch_size)

@@ -103,8 +103,8 @@ def decode_batch(
     ``N×`` ``sampling.frame_shape()``), ``label`` (int64) and ``ok`` (bool; False = not decodable).
 
     Training frame offsets are drawn from ``rng``; crops and flips from torch's global generator.
-    The in-process loader passes its seeded generator so that a seed repeats a run exactly; Ray
-    Data decode tasks finish in no fixed order anyway, and draw fresh offsets (``rng=None``)."""
+    The in-process loader passes a generator seeded per batch so that a seed repeats a run
+    exactly; Ray Data decode tasks finish in no fixed order anyway, and draw fresh offsets."""
     with single_threaded_torch():
         return _decode_batch(batch, sampling, rng if rng is not None else np.random.default_rng())
 
@@ -229,6 +229,7 @@ def iterate_clips(
     part: tuple[int, int] = (0, 1),
     shuffle: np.random.Generator | None = None,
     passes: int | None = 1,
+    skip: int = 0,
 ) -> Iterator[ClipBatch]:
     """The same decode and collate, in this process: for evaluation, baselines and single-worker
     trials that decode in their own process.
@@ -236,15 +237,18 @@ def iterate_clips(
     ``part=(rank, world_size)`` keeps every ``world_size``-th batch starting at ``rank``, skipped
     before decoding, so ranks split the work instead of repeating it. ``shuffle`` visits the files
     in a new random order on each pass and the clips of each file in a random order (one file's
-    encoded bytes are held at a time), and draws the training frame offsets, so that with torch's
-    global seed it fixes every clip of the stream; without it, files and clips come in stored order.
-    ``passes=None`` never ends: a training run takes the batches it needs from one stream.
+    encoded bytes are held at a time), and seeds each batch's training frame offsets, so that with
+    torch's global generator (crops) it fixes every clip of the stream; without it, files and clips
+    come in stored order. ``passes=None`` never ends: a training run takes the batches it needs
+    from one stream. ``skip`` drops the stream's first batches undecoded but with every random draw
+    made, so a resumed run gets the batches that followed where it stopped.
     """
     rank, world_size = part
     collate = ClipCollate(device)
     for index, columns in enumerate(_encoded_batches(paths, batch_size, shuffle, passes)):
-        if index % world_size == rank:
-            yield collate(decode_batch(columns, sampling, shuffle))
+        offsets = np.random.default_rng(shuffle.integers(2**63)) if shuffle is not None else None
+        if index >= skip and index % world_size == rank:
+            yield collate(decode_batch(columns, sampling, offsets))
 
 
 def _encoded_batches(

@@ -13,6 +13,7 @@ import torch
 
 from training.data.normalize import MEAN, STD
 from training.data.stream import (
+    ClipBatch,
     ClipCollate,
     ClipSampling,
     clip_dataset,
@@ -63,6 +64,27 @@ def test_an_endless_stream_reshuffles_every_pass_in_whole_batches(motion_shards)
     labels = torch.cat([b.labels for b in batches]).tolist()
     assert Counter(labels) == dict.fromkeys(range(10), 20)
     assert labels[:50] != labels[50:100]
+
+
+def test_a_skipped_stream_starts_at_the_batch_the_whole_stream_reaches_there(motion_shards) -> None:
+    """Skipping draws what it skips (order and frame offsets): a resumed run's clips are the ones an
+    uninterrupted run would have taken next, across a pass boundary too. Crops are off here; the
+    loop restores torch's generator for them."""
+    path = _paths(motion_shards, "train")[0]
+    sampling = ClipSampling(num_frames=4, size=16, min_scale=1.0)
+
+    def stream(skip: int, count: int) -> list[ClipBatch]:
+        shuffle = np.random.default_rng(5)
+        return list(
+            itertools.islice(
+                iterate_clips([path], sampling, batch_size=8, shuffle=shuffle, passes=None, skip=skip), count
+            )
+        )
+
+    whole, resumed = stream(0, 8), stream(4, 4)  # 50 clips a pass: batches 4-7 cross into pass 2
+    for expected, got in zip(whole[4:], resumed, strict=True):
+        assert torch.equal(expected.clips, got.clips) and torch.equal(expected.labels, got.labels)
+    assert not torch.equal(whole[0].clips, resumed[0].clips)
 
 
 def test_file_order_draws_a_new_permutation_every_pass() -> None:
