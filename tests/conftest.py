@@ -1,6 +1,8 @@
-"""Shared fixtures: deterministic torch and float64 helpers for reference comparisons."""
+"""Shared fixtures: deterministic torch, a local Ray, a small embedded dataset and a teacher for it."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,3 +41,15 @@ def motion_shards(tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("motion") / "shards"
     write_embedded_dataset(out, SynthSpec(clips_per_class=6, num_frames=12, size=32, seed=3))
     return out, load_manifest(out)
+
+
+@pytest.fixture(scope="session")
+def exported_teacher(motion_shards, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained ``tsm_resnet18`` exported for ``motion_shards`` (8 frames, 32×32)."""
+    from training.checkpoint import ModelCard, export_model
+    from training.models import create_model
+
+    _, manifest = motion_shards
+    model = create_model("tsm_resnet18", num_classes=len(manifest.classes), num_frames=8)
+    card = ModelCard(model="tsm_resnet18", model_kwargs={}, classes=manifest.classes, num_frames=8, size=32)
+    return export_model(tmp_path_factory.mktemp("teacher") / "teacher", model, card)

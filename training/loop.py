@@ -15,6 +15,7 @@ import itertools
 import resource
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +26,13 @@ from torch import nn
 from training.checkpoint import exported_members, load_exported, load_training_state, save_training_state
 from training.config import TrainConfig
 from training.data.shards import Manifest, load_manifest
-from training.data.stream import ClipSampling
+from training.data.stream import ClipBatch, ClipSampling
 from training.losses import DistillationObjective
 from training.metrics import topk_correct
 from training.models import VideoClassifier, create_model
 from training.precision import Precision
 from training.session import Session, TrainSession
-from training.step import distillation_step, supervised_step, unwrap
+from training.step import StepResult, distillation_step, supervised_step, unwrap
 
 
 def samplings(config: TrainConfig) -> tuple[ClipSampling, ClipSampling]:
@@ -134,129 +135,155 @@ def evaluate(model: nn.Module, session: Session, batch_size: int) -> dict[str, f
 def run_training(config: dict[str, Any], session: Session) -> None:
     """Train for ``optim.epochs`` epochs (resuming from the session's latest checkpoint), reporting
     metrics and a checkpoint after each. See the module docstring."""
-    cfg = TrainConfig.model_validate(config)
-    torch.manual_seed(cfg.seed)
-    manifest = load_manifest(cfg.data.path)
-    steps = steps_per_epoch(cfg, manifest, session.world_size)
-    total_steps = steps * cfg.optim.epochs
-    precision = Precision.for_device(session.device)
-    mutual = cfg.stage == "distill" and cfg.collaboration.mode == "mutual"
-
-    classes = manifest.classes
-    student = create_model(cfg.model, num_classes=len(classes), num_frames=cfg.data.num_frames, **cfg.model_kwargs)
-    teachers = load_teachers(cfg, manifest.classes)
-    objective = DistillationObjective(cfg.objective, student, teachers) if cfg.stage == "distill" else None
-    model = session.prepare(student, trainable=True)
-    teachers = [session.prepare(t, trainable=mutual) for t in teachers]
-    parameters = list(student.parameters())
-    if objective is not None:
-        objective.to(session.device)
-        _average_gradients_across_ranks(objective, session.world_size)
-        parameters += list(objective.parameters())
-    optimizer = torch.optim.AdamW(parameters, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    optimizers = {"student": optimizer}
-    if mutual:
-        optimizers["teacher"] = torch.optim.AdamW(
-            teachers[0].parameters(), lr=cfg.optim.teacher_lr, weight_decay=cfg.optim.weight_decay
-        )
-    schedulers = {
-        name: torch.optim.lr_scheduler.OneCycleLR(
-            o, max_lr=o.param_groups[0]["lr"], total_steps=total_steps, pct_start=cfg.optim.warmup_fraction
-        )
-        for name, o in optimizers.items()
-    }
-
-    epoch, step, skipped, resumes = 0, 0, 0, 0
+    run = _Run(TrainConfig.model_validate(config), session)
     with session.latest_checkpoint() as directory:
         if directory is not None:
-            state, _ = load_training_state(directory)
-            student.load_state_dict(state["student"])
-            if objective is not None:
-                objective.load_state_dict(state["objective"])
-            if mutual:
-                unwrap(teachers[0]).load_state_dict(state["teacher"])
-            for name in optimizers:
-                optimizers[name].load_state_dict(state["optimizers"][name])
-                schedulers[name].load_state_dict(state["schedulers"][name])
-            epoch, step, skipped, resumes = state["epoch"], state["step"], state["skipped"], state["resumes"] + 1
-            # Crops and dropout go on as if never interrupted (checkpoints written before this key
-            # existed resume with the generator as seeded).
-            if "torch_rng" in state:
-                torch.set_rng_state(state["torch_rng"])
-
+            run.restore(directory)
     # One stream for the run (see Session.train_batches), from where a resumed run stopped (every
     # epoch takes `steps` batches); closing it stops a Ray Data execution that would otherwise keep
     # decoding for passes no one will take.
-    stream = session.train_batches(cfg.optim.batch_size, epoch * steps)
+    stream = session.train_batches(run.cfg.optim.batch_size, run.epoch * run.steps)
     try:
-        while epoch < cfg.optim.epochs:
-            sums: dict[str, float] = defaultdict(float)
-            seen, correct, started = 0, 0, time.perf_counter()
-            for batch in itertools.islice(stream, steps):
-                skipped += batch.skipped
-                if _empty_on_any_rank(len(batch.labels), session):
-                    continue
-                if objective is None:
-                    result = supervised_step(
-                        batch.clips, batch.labels, model=model, optimizer=optimizer, precision=precision
-                    )
-                else:
-                    result = distillation_step(
-                        batch.clips,
-                        batch.labels,
-                        student=model,
-                        teachers=teachers,
-                        objective=objective,
-                        student_optimizer=optimizer,
-                        collaboration=cfg.collaboration,
-                        teacher_optimizer=optimizers.get("teacher"),
-                        precision=precision,
-                    )
-                for scheduler in schedulers.values():
-                    scheduler.step()
-                step += 1
-                for name, value in result.metrics.items():
-                    sums[name] += value
-                seen += len(batch.labels)
-                correct += topk_correct(result.logits, batch.labels, 1)
-            elapsed = time.perf_counter() - started
-            epoch += 1
-            batches = max(1, step - (epoch - 1) * steps)
-            metrics = {
-                "epoch": epoch,
-                "step": step,
-                **evaluate(model, session, cfg.optim.batch_size),
-                "train_loss": sums.pop("loss", 0.0) / batches,
-                "train_top1": correct / max(1, seen),
-                **{f"train/{name}": value / batches for name, value in sums.items()},
-                "clips_per_s": seen * session.world_size / max(elapsed, 1e-9),
-                "skipped_clips": skipped,
-                "resumes": resumes,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                "lr": schedulers["student"].get_last_lr()[0],
-            }
-            if objective is not None and cfg.objective.weighting == "uncertainty":
-                metrics |= {f"weight/{name}": w for name, w in objective.current_weights().items()}
-
-            def save(directory: Path, epoch: int = epoch, step: int = step, skipped: int = skipped) -> None:
-                state = {
-                    "student": unwrap(model).state_dict(),
-                    "objective": objective.state_dict() if objective is not None else {},
-                    "teacher": unwrap(teachers[0]).state_dict() if mutual else {},
-                    "optimizers": {name: o.state_dict() for name, o in optimizers.items()},
-                    "schedulers": {name: s.state_dict() for name, s in schedulers.items()},
-                    "epoch": epoch,
-                    "step": step,
-                    "skipped": skipped,
-                    "resumes": resumes,
-                    "classes": manifest.classes,
-                    "torch_rng": torch.get_rng_state(),
-                }
-                save_training_state(directory, state, cfg.model_dump(mode="json"))
-
-            session.report(metrics, checkpoint=save)
+        while run.epoch < run.cfg.optim.epochs:
+            metrics = run.train_epoch(stream)
+            session.report(metrics, checkpoint=run.checkpoint_writer())
     finally:
         stream.close()
+
+
+class _Run:
+    """One run's networks, objective, optimisers and schedules, and how far it has got: everything
+    a checkpoint holds, built once so that an epoch and a checkpoint each read as one method."""
+
+    def __init__(self, cfg: TrainConfig, session: Session) -> None:
+        torch.manual_seed(cfg.seed)
+        self.cfg, self.session = cfg, session
+        self.manifest = load_manifest(cfg.data.path)
+        self.steps = steps_per_epoch(cfg, self.manifest, session.world_size)
+        self.precision = Precision.for_device(session.device)
+        self.mutual = cfg.stage == "distill" and cfg.collaboration.mode == "mutual"
+        self.epoch = self.step = self.skipped = self.resumes = 0
+
+        classes = self.manifest.classes
+        student = create_model(cfg.model, num_classes=len(classes), num_frames=cfg.data.num_frames, **cfg.model_kwargs)
+        teachers = load_teachers(cfg, classes)
+        self.objective = DistillationObjective(cfg.objective, student, teachers) if cfg.stage == "distill" else None
+        self.model = session.prepare(student, trainable=True)
+        self.teachers = [session.prepare(t, trainable=self.mutual) for t in teachers]
+        parameters = list(student.parameters())
+        if self.objective is not None:
+            self.objective.to(session.device)
+            _average_gradients_across_ranks(self.objective, session.world_size)
+            parameters += list(self.objective.parameters())
+        optim = cfg.optim
+        self.optimizers = {"student": torch.optim.AdamW(parameters, lr=optim.lr, weight_decay=optim.weight_decay)}
+        if self.mutual:
+            self.optimizers["teacher"] = torch.optim.AdamW(
+                self.teachers[0].parameters(), lr=optim.teacher_lr, weight_decay=optim.weight_decay
+            )
+        self.schedulers = {
+            name: torch.optim.lr_scheduler.OneCycleLR(
+                o,
+                max_lr=o.param_groups[0]["lr"],
+                total_steps=self.steps * optim.epochs,
+                pct_start=optim.warmup_fraction,
+            )
+            for name, o in self.optimizers.items()
+        }
+
+    def restore(self, directory: Path) -> None:
+        """Continue from a checkpoint ``checkpoint_writer`` wrote."""
+        state, _ = load_training_state(directory)
+        unwrap(self.model).load_state_dict(state["student"])
+        if self.objective is not None:
+            self.objective.load_state_dict(state["objective"])
+        if self.mutual:
+            unwrap(self.teachers[0]).load_state_dict(state["teacher"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+            self.schedulers[name].load_state_dict(state["schedulers"][name])
+        self.epoch, self.step, self.skipped = state["epoch"], state["step"], state["skipped"]
+        self.resumes = state["resumes"] + 1
+        # Crops and dropout go on as if never interrupted (checkpoints written before this key
+        # existed resume with the generator as seeded).
+        if "torch_rng" in state:
+            torch.set_rng_state(state["torch_rng"])
+
+    def train_epoch(self, stream: Iterator[ClipBatch]) -> dict[str, float]:
+        """The next ``steps`` batches of ``stream``, then the validation pass: the epoch's metrics."""
+        sums: dict[str, float] = defaultdict(float)
+        seen, correct, started = 0, 0, time.perf_counter()
+        for batch in itertools.islice(stream, self.steps):
+            self.skipped += batch.skipped
+            if _empty_on_any_rank(len(batch.labels), self.session):
+                continue
+            result = self._step(batch)
+            for scheduler in self.schedulers.values():
+                scheduler.step()
+            self.step += 1
+            for name, value in result.metrics.items():
+                sums[name] += value
+            seen += len(batch.labels)
+            correct += topk_correct(result.logits, batch.labels, 1)
+        elapsed = time.perf_counter() - started
+        self.epoch += 1
+        batches = max(1, self.step - (self.epoch - 1) * self.steps)
+        metrics = {
+            "epoch": self.epoch,
+            "step": self.step,
+            **evaluate(self.model, self.session, self.cfg.optim.batch_size),
+            "train_loss": sums.pop("loss", 0.0) / batches,
+            "train_top1": correct / max(1, seen),
+            **{f"train/{name}": value / batches for name, value in sums.items()},
+            "clips_per_s": seen * self.session.world_size / max(elapsed, 1e-9),
+            "skipped_clips": self.skipped,
+            "resumes": self.resumes,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "lr": self.schedulers["student"].get_last_lr()[0],
+        }
+        if self.objective is not None and self.cfg.objective.weighting == "uncertainty":
+            metrics |= {f"weight/{name}": w for name, w in self.objective.current_weights().items()}
+        return metrics
+
+    def _step(self, batch: ClipBatch) -> StepResult:
+        if self.objective is None:
+            return supervised_step(
+                batch.clips,
+                batch.labels,
+                model=self.model,
+                optimizer=self.optimizers["student"],
+                precision=self.precision,
+            )
+        return distillation_step(
+            batch.clips,
+            batch.labels,
+            student=self.model,
+            teachers=self.teachers,
+            objective=self.objective,
+            student_optimizer=self.optimizers["student"],
+            collaboration=self.cfg.collaboration,
+            teacher_optimizer=self.optimizers.get("teacher"),
+            precision=self.precision,
+        )
+
+    def checkpoint_writer(self) -> Callable[[Path], None]:
+        """Writes the run as it stands now (counters taken at this call) into a directory."""
+        progress = {"epoch": self.epoch, "step": self.step, "skipped": self.skipped, "resumes": self.resumes}
+
+        def save(directory: Path) -> None:
+            state = {
+                "student": unwrap(self.model).state_dict(),
+                "objective": self.objective.state_dict() if self.objective is not None else {},
+                "teacher": unwrap(self.teachers[0]).state_dict() if self.mutual else {},
+                "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
+                "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+                **progress,
+                "classes": self.manifest.classes,
+                "torch_rng": torch.get_rng_state(),
+            }
+            save_training_state(directory, state, self.cfg.model_dump(mode="json"))
+
+        return save
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:

@@ -1,5 +1,5 @@
-"""Fixtures for the orchestration tests: a real exported (untrained) teacher and sweep YAMLs that
-point at the session's small embedded dataset."""
+"""Fixtures for the orchestration tests: sweep YAMLs that point at the session's small embedded
+dataset and its exported (untrained) teacher."""
 
 from __future__ import annotations
 
@@ -9,17 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from training.checkpoint import ModelCard, export_model
-from training.models import create_model
-
-
-@pytest.fixture(scope="session")
-def exported_teacher(motion_shards, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    _, manifest = motion_shards
-    model = create_model("tsm_resnet18", num_classes=len(manifest.classes), num_frames=8)
-    card = ModelCard(model="tsm_resnet18", model_kwargs={}, classes=manifest.classes, num_frames=8, size=32)
-    return export_model(tmp_path_factory.mktemp("teacher") / "teacher", model, card)
 
 
 @pytest.fixture

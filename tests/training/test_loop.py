@@ -140,11 +140,26 @@ class _CheckpointingSession(LocalSession):
         yield self.directory if self.directory.exists() else None
 
 
-def test_a_resumed_in_process_run_continues_as_if_never_interrupted(motion_shards, tmp_path) -> None:
-    """Same stream position, frame offsets, crops and dropout after the restart: the epochs after
-    it match an uninterrupted run's bit for bit (on CPU)."""
+@pytest.mark.parametrize("stage", ["teacher", "distill"])
+def test_a_resumed_in_process_run_continues_as_if_never_interrupted(
+    motion_shards, exported_teacher, tmp_path, stage: str
+) -> None:
+    """Same stream position, frame offsets, crops and dropout after the restart, and for a mutual
+    distillation also the teacher, its optimiser and the objective's weights: the epochs after it
+    match an uninterrupted run's bit for bit (on CPU)."""
     data_dir, manifest = motion_shards
     config = with_overrides(_config(data_dir, epochs=3, max_steps_per_epoch=2), {"data.min_scale": 0.6})
+    if stage == "distill":
+        config = with_overrides(
+            config,
+            {
+                "stage": "distill",
+                "teachers": [str(exported_teacher)],
+                "data.num_frames": 8,
+                "collaboration.mode": "mutual",
+                "objective.weighting": "uncertainty",
+            },
+        )
     train, val = samplings(config)
     paths = manifest.shard_paths(data_dir, "train"), manifest.shard_paths(data_dir, "val")
     whole = _CheckpointingSession(*paths, train, val, directory=tmp_path / "whole")
@@ -156,6 +171,7 @@ def test_a_resumed_in_process_run_continues_as_if_never_interrupted(motion_shard
     resumed = _CheckpointingSession(*paths, train, val, directory=tmp_path / "resumed")
     run_training(config.model_dump(mode="json"), resumed)
 
+    assert stage == "teacher" or "weight/kd" in whole.history[0], "not the mutual, uncertainty-weighted run meant"
     assert [m["resumes"] for m in resumed.history] == [1, 1]
     assert [m["train_loss"] for m in crashed.history + resumed.history] == [m["train_loss"] for m in whole.history]
     assert [m["val_loss"] for m in resumed.history] == [m["val_loss"] for m in whole.history[1:]]
