@@ -9,7 +9,7 @@ choice, temperatures); only the budget options below change it.
 
 Prints, per row, the mean ± standard deviation over seeds of the validation top-1 and top-5 after
 the last epoch (not the best epoch: picking per seed would favour noisy rows), the teacher's
-accuracy on the same clips, and each of the paper's three claims checked against the table: a
+accuracy on the same clips, and each of the paper's claims checked against the table: a
 difference of means counts as reproduced only when it exceeds twice its standard error.
 
     python bench/ablation.py                       # CPU-sized: 3 seeds × 7 rows, ~25 min on 2 cores
@@ -19,7 +19,9 @@ A run at a budget that tells the rows apart takes hours on a small machine, so `
 continues: given the same options again, it reuses the dataset and the exported teacher it finds
 there and resumes the sweep (finished trials are kept, unfinished ones go on from their last
 epoch's checkpoint). Other options than the ones the run started with are refused, naming each
-field that differs, because one table must not mix budgets.
+field that differs, because one table must not mix budgets. Another grid kept in the same
+directory (``--space ablation-diagnostics``: the spectrum row with one option changed at a time)
+runs as a sweep of its own on the same dataset and teacher.
 """
 
 from __future__ import annotations
@@ -125,8 +127,9 @@ def judge(better: Row, worse: Row) -> tuple[float, float, str]:
     return difference, error, "not shown (within 2 standard errors)"
 
 
-def configs(args: argparse.Namespace, work: Path) -> tuple[SweepConfig, SweepConfig]:
-    """The demo's teacher and distillation configs, pointed at ``work`` and given this run's budget."""
+def configs(args: argparse.Namespace, work: Path, sweep_name: str) -> tuple[SweepConfig, SweepConfig]:
+    """The demo's teacher and distillation configs, pointed at ``work`` and given this run's budget;
+    the sweep is named after its space, so grids kept in one directory share its data and teacher."""
     data, runs = str(work / "data"), str(work / "runs")
     teacher, _ = read_sweep_config(CONFIGS / "demo-teacher.yaml")
     teacher = teacher.model_copy(
@@ -147,7 +150,7 @@ def configs(args: argparse.Namespace, work: Path) -> tuple[SweepConfig, SweepCon
         },
     )
     tune = distill.tune.model_copy(update={"scheduler": "fifo", "max_concurrent_trials": args.concurrency})
-    distill = distill.model_copy(update={"name": "ablation", "storage_path": runs, "train": train, "tune": tune})
+    distill = distill.model_copy(update={"name": sweep_name, "storage_path": runs, "train": train, "tune": tune})
     return teacher, distill
 
 
@@ -262,7 +265,7 @@ def main() -> None:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-ablation-") as tmp:
         work = args.keep or Path(tmp)
-        teacher_config, distill_config = configs(args, work)
+        teacher_config, distill_config = configs(args, work, space.name)
         space.check_against(distill_config.train)
         prepare_data(work / "data", args.clips_per_class)
         teacher = prepare_teacher(teacher_config, work / "teacher")

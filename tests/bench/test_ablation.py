@@ -19,7 +19,7 @@ def budget(epochs: int = 20) -> argparse.Namespace:
 
 def keep_sweep(work: Path, epochs: int = 20) -> str:
     """Write the sweep file a started ablation leaves in ``work``, as ``launch`` writes it."""
-    _, distill = configs(budget(epochs), work)
+    _, distill = configs(budget(epochs), work, "ablation")
     Path(distill.sweep_dir).mkdir(parents=True)
     payload = {"config": distill.model_dump(mode="json"), "space": load_space("ablation").model_dump()}
     Path(distill.sweep_dir, SWEEP_FILE).write_text(json.dumps(payload))
@@ -38,16 +38,16 @@ def test_differences_name_each_differing_leaf_by_its_path():
 
 def test_a_kept_sweep_continues_with_the_same_options(tmp_path):
     sweep_dir = keep_sweep(tmp_path)
-    _, distill = configs(budget(), tmp_path)
+    _, distill = configs(budget(), tmp_path, "ablation")
     check_same_run(sweep_dir, distill, load_space("ablation"))
 
 
 def test_a_kept_sweep_refuses_another_budget_or_grid(tmp_path):
     sweep_dir = keep_sweep(tmp_path, epochs=8)
-    _, distill = configs(budget(epochs=20), tmp_path)
+    _, distill = configs(budget(epochs=20), tmp_path, "ablation")
     with pytest.raises(SystemExit, match=r"specdistill-sweep.json.*\n  train.optim.epochs: 8 in the kept run, 20 now"):
         check_same_run(sweep_dir, distill)
-    _, same_budget = configs(budget(epochs=8), tmp_path)
+    _, same_budget = configs(budget(epochs=8), tmp_path, "ablation")
     more_seeds = load_space("ablation").model_copy(update={"seeds": [0, 1, 2, 3]})
     with pytest.raises(SystemExit, match=r"space.seeds: \[0, 1, 2\] in the kept run, \[0, 1, 2, 3\] now"):
         check_same_run(sweep_dir, same_budget, more_seeds)

@@ -11,8 +11,8 @@ from training.config import TrainConfig, with_overrides
 
 
 def test_shipped_spaces_load_and_fit_a_distillation_config(write_sweep) -> None:
-    assert {"quick", "paper", "ablation"} <= set(available())
-    for name in ("quick", "paper", "ablation"):
+    assert {"quick", "paper", "ablation", "ablation-diagnostics"} <= set(available())
+    for name in available():
         config, space = load_sweep_config(write_sweep(space=name))
         assert space.name == name
         assert config.train.teachers[0].startswith("/")
