@@ -207,13 +207,19 @@ def differences(stored: object, asked: object, prefix: str = "") -> list[str]:
     return [] if stored == asked else [f"{prefix.rstrip('.')}: {stored!r} in the kept run, {asked!r} now"]
 
 
-def check_same_run(sweep_dir: str, config: SweepConfig, space: SearchSpace | None = None) -> None:
-    """Refuse to continue a kept sweep whose training recipe (or grid) differs from this invocation's."""
+def check_same_run(sweep_dir: str, config: SweepConfig, space: SearchSpace | None = None, *, role: str = "") -> None:
+    """Refuse to continue a kept sweep whose training recipe (or grid) differs from this
+    invocation's; ``role`` prefixes the field names (``teacher.`` for the teacher's sweep)."""
     path = Path(sweep_dir) / SWEEP_FILE
-    payload = json.loads(path.read_text())
-    lines = differences(payload["config"]["train"], config.train.model_dump(mode="json"), "train.")
-    if space is not None:
-        lines += differences(payload["space"], space.model_dump(), "space.")
+    try:
+        payload = json.loads(path.read_text())
+        lines = differences(payload["config"]["train"], config.train.model_dump(mode="json"), f"{role}train.")
+        if space is not None:
+            lines += differences(payload["space"], space.model_dump(), "space.")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(
+            f"{path}: cannot tell which options the kept run had ({error!r}); give a new --keep directory"
+        ) from error
     if lines:
         listed = "\n  ".join(lines)
         raise SystemExit(f"{path}: the kept run differs from these options; give a new --keep directory.\n  {listed}")
@@ -238,7 +244,7 @@ def prepare_data(data: Path, clips_per_class: int) -> None:
 def prepare_teacher(config: SweepConfig, export: Path) -> Path:
     """Train and export the teacher, or reuse the one a kept run exported with the same recipe."""
     if (export / "model.json").is_file():
-        check_same_run(config.sweep_dir, config)
+        check_same_run(config.sweep_dir, config, role="teacher.")  # optim.epochs here is --teacher-epochs
         return export
     if Path(config.sweep_dir).exists():
         raise SystemExit(
@@ -248,12 +254,15 @@ def prepare_teacher(config: SweepConfig, export: Path) -> Path:
 
 
 def run_grid(config: SweepConfig, space: SearchSpace) -> None:
-    """Launch the ablation sweep, or resume the kept one."""
-    if any(Path(config.sweep_dir).glob("experiment_state-*.json")):
-        check_same_run(config.sweep_dir, config, space)
-        resume_sweep(config.sweep_dir)
-    else:
+    """Launch the ablation sweep, or resume the kept one (which keeps its own ``--concurrency``)."""
+    sweep_dir = Path(config.sweep_dir)
+    if not (sweep_dir / SWEEP_FILE).is_file():
         launch(config, space)
+        return
+    check_same_run(config.sweep_dir, config, space)
+    if not any(sweep_dir.glob("experiment_state-*.json")):
+        raise SystemExit(f"{sweep_dir} was stopped before Tune saved any state: remove it to start the grid again")
+    resume_sweep(config.sweep_dir)
 
 
 def main() -> None:
@@ -264,7 +273,7 @@ def main() -> None:
         space = space.model_copy(update={"seeds": args.seeds})
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-ablation-") as tmp:
-        work = args.keep or Path(tmp)
+        work = args.keep.resolve() if args.keep else Path(tmp)
         teacher_config, distill_config = configs(args, work, space.name)
         space.check_against(distill_config.train)
         prepare_data(work / "data", args.clips_per_class)

@@ -212,7 +212,7 @@ class _Run:
     def train_epoch(self, stream: Iterator[ClipBatch]) -> dict[str, float]:
         """The next ``steps`` batches of ``stream``, then the validation pass: the epoch's metrics."""
         sums: dict[str, float] = defaultdict(float)
-        seen, correct, started = 0, 0, time.perf_counter()
+        taken, seen, correct, started = 0, 0, 0, time.perf_counter()
         for batch in itertools.islice(stream, self.steps):
             self.skipped += batch.skipped
             if _empty_on_any_rank(len(batch.labels), self.session):
@@ -221,13 +221,14 @@ class _Run:
             for scheduler in self.schedulers.values():
                 scheduler.step()
             self.step += 1
+            taken += 1
             for name, value in result.metrics.items():
                 sums[name] += value
             seen += len(batch.labels)
             correct += topk_correct(result.logits, batch.labels, 1)
         elapsed = time.perf_counter() - started
         self.epoch += 1
-        batches = max(1, self.step - (self.epoch - 1) * self.steps)
+        batches = max(1, taken)
         metrics = {
             "epoch": self.epoch,
             "step": self.step,

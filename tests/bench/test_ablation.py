@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.ablation import check_same_run, configs, differences, prepare_data
+from bench import ablation
+from bench.ablation import check_same_run, configs, differences, prepare_data, prepare_teacher, run_grid
 from orchestrator.sweep import SWEEP_FILE
 from search_spaces import load_space
 
@@ -53,12 +54,15 @@ def test_a_kept_sweep_refuses_another_budget_or_grid(tmp_path):
         check_same_run(sweep_dir, same_budget, more_seeds)
 
 
-def test_kept_data_is_reused_only_at_the_asked_for_size(tmp_path):
+def test_kept_data_is_reused_only_at_the_asked_for_size(tmp_path, monkeypatch):
     data = tmp_path / "data"
     prepare_data(data, clips_per_class=2)
-    written = (data / "dataset.json").stat().st_mtime_ns
+
+    def no_second_write(*args, **kwargs):
+        raise AssertionError("the kept dataset was written again")
+
+    monkeypatch.setattr(ablation, "write_embedded_dataset", no_second_write)
     prepare_data(data, clips_per_class=2)
-    assert (data / "dataset.json").stat().st_mtime_ns == written
     with pytest.raises(SystemExit, match=r"dataset.json: 20 clips, --clips-per-class 3 asks for 30"):
         prepare_data(data, clips_per_class=3)
 
@@ -70,3 +74,37 @@ def test_an_interrupted_dataset_is_named_not_overwritten(tmp_path):
     with pytest.raises(SystemExit, match=r"data has no dataset.json"):
         prepare_data(data, clips_per_class=2)
     assert (data / "train-00000.parquet").read_bytes() == b"partial"
+
+
+def test_a_kept_teacher_names_its_own_fields_and_a_lost_sweep_file(tmp_path):
+    teacher, _ = configs(budget(), tmp_path, "ablation")
+    export = tmp_path / "teacher"
+    export.mkdir()
+    (export / "model.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"ablation-teacher/specdistill-sweep.json: cannot tell which options"):
+        prepare_teacher(teacher, export)
+    Path(teacher.sweep_dir).mkdir(parents=True)
+    payload = {"config": teacher.model_dump(mode="json"), "space": {}}
+    Path(teacher.sweep_dir, SWEEP_FILE).write_text(json.dumps(payload))
+    assert prepare_teacher(teacher, export) == export
+    six_epochs = argparse.Namespace(**{**vars(budget()), "teacher_epochs": 6})
+    with pytest.raises(SystemExit, match=r"teacher\.train\.optim\.epochs: 20 in the kept run, 6 now"):
+        prepare_teacher(configs(six_epochs, tmp_path, "ablation")[0], export)
+
+
+def test_a_teacher_sweep_that_exported_nothing_is_named(tmp_path):
+    teacher, _ = configs(budget(), tmp_path, "ablation")
+    Path(teacher.sweep_dir).mkdir(parents=True)
+    with pytest.raises(SystemExit, match=r"holds a teacher sweep that exported nothing"):
+        prepare_teacher(teacher, tmp_path / "teacher")
+
+
+def test_a_grid_stopped_before_tune_saved_state_is_not_relaunched_over(tmp_path):
+    sweep_dir = keep_sweep(tmp_path)
+    _, distill = configs(budget(), tmp_path, "ablation")
+    with pytest.raises(SystemExit, match=r"stopped before Tune saved any state: remove it"):
+        run_grid(distill, load_space("ablation"))
+    _, other = configs(budget(epochs=8), tmp_path, "ablation")
+    with pytest.raises(SystemExit, match=r"train\.optim\.epochs: 20 in the kept run, 8 now"):
+        run_grid(other, load_space("ablation"))
+    assert Path(sweep_dir, SWEEP_FILE).is_file()

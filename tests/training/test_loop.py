@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from training import loop
 from training.config import TrainConfig, with_overrides
 from training.data.stream import ClipBatch, ClipSampling, clip_dataset
 from training.loop import passes_per_run, run_training, samplings, steps_per_epoch
 from training.session import LocalSession, ray_data_batches
+from training.step import StepResult, supervised_step
 
 CPU = torch.device("cpu")
 
@@ -99,6 +101,37 @@ def test_a_ray_data_stream_starts_a_new_execution_when_one_ends(motion_shards, r
     assert list(ray_data_batches(dataset.limit(0).iterator(), CPU)(4)) == []
 
 
+class _LosingFirstBatchSession(LocalSession):
+    """A ``LocalSession`` whose first training batch lost every clip to decode errors."""
+
+    def train_batches(self, batch_size: int, start: int = 0) -> Generator[ClipBatch, None, None]:
+        inner = super().train_batches(batch_size, start)
+        first = next(inner)
+        yield ClipBatch(clips=first.clips[:0], labels=first.labels[:0], skipped=len(first.labels))
+        yield from inner
+
+
+def test_epoch_means_count_the_steps_each_epoch_took(motion_shards, monkeypatch) -> None:
+    """An empty batch is skipped in epoch 1 only: epoch 1 averages 2 steps, epoch 2 all 3."""
+    data_dir, manifest = motion_shards
+    config = _config(data_dir, epochs=2, max_steps_per_epoch=3)
+    losses: list[float] = []
+
+    def recorded_step(*args, **kwargs) -> StepResult:
+        result = supervised_step(*args, **kwargs)
+        losses.append(result.metrics["loss"])
+        return result
+
+    monkeypatch.setattr(loop, "supervised_step", recorded_step)
+    train, val = samplings(config)
+    session = _LosingFirstBatchSession(
+        manifest.shard_paths(data_dir, "train"), manifest.shard_paths(data_dir, "val"), train, val
+    )
+    run_training(config.model_dump(mode="json"), session)
+    assert [(m["step"], m["skipped_clips"]) for m in session.history] == [(2, 8), (5, 8)]
+    assert [m["train_loss"] for m in session.history] == pytest.approx([sum(losses[:2]) / 2, sum(losses[2:]) / 3])
+
+
 def test_a_seed_repeats_an_in_process_run_exactly(motion_shards) -> None:
     """Random frame offsets and crops included (4 of 12 frames, crops of 60–100 % of the area)."""
     data_dir, manifest = motion_shards
@@ -173,5 +206,7 @@ def test_a_resumed_in_process_run_continues_as_if_never_interrupted(
 
     assert stage == "teacher" or "weight/kd" in whole.history[0], "not the mutual, uncertainty-weighted run meant"
     assert [m["resumes"] for m in resumed.history] == [1, 1]
-    assert [m["train_loss"] for m in crashed.history + resumed.history] == [m["train_loss"] for m in whole.history]
-    assert [m["val_loss"] for m in resumed.history] == [m["val_loss"] for m in whole.history[1:]]
+    keys = ("step", "lr", "train_loss", "train_top1", "val_loss", "skipped_clips")
+    assert [[m[k] for k in keys] for m in crashed.history + resumed.history] == [
+        [m[k] for k in keys] for m in whole.history
+    ]
