@@ -61,12 +61,14 @@ CLAIMS = [
 
 @dataclass(frozen=True)
 class Row:
-    """One variant's final-epoch accuracies, one entry per seed that finished."""
+    """One variant's final-epoch accuracies, one entry per seed that finished, and each of those
+    seeds' validation top-1 after every epoch (its learning curve)."""
 
     variant: str
     seeds: list[int]
     top1: list[float]
     top5: list[float]
+    curves: list[list[float]]
 
     @staticmethod
     def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -81,32 +83,34 @@ class Row:
         return self._mean_std(self.top5)
 
 
-def final_result(record: TrialRecord, epochs: int) -> dict | None:
-    """The trial's report after its last epoch, or None if it did not get there."""
-    finished = [r for r in record.results if r.get("epoch") == epochs and "val_top1" in r]
-    return finished[-1] if finished else None
+def epoch_results(record: TrialRecord, epochs: int) -> list[dict] | None:
+    """The trial's last report for each epoch 1..``epochs``, or None if it did not get to the end
+    (a resumed trial reports the epochs after its checkpoint again: the later report counts)."""
+    by_epoch = {r["epoch"]: r for r in record.results if "val_top1" in r and "epoch" in r}
+    return [by_epoch[epoch] for epoch in range(1, epochs + 1)] if epochs in by_epoch else None
 
 
 def collect_rows(sweep_dir: str, space: SearchSpace, epochs: int) -> tuple[list[Row], list[str]]:
     """Rows in the space's order, and a line for each trial that did not finish."""
-    finals: dict[str, list[tuple[int, dict]]] = {name: [] for name in space.variants}
+    finished: dict[str, list[tuple[int, list[dict]]]] = {name: [] for name in space.variants}
     missing = []
     for record in read_sweep(sweep_dir):
         variant, seed = record.params["variant"], record.params["seed"]
-        result = final_result(record, epochs)
-        if result is None:
+        results = epoch_results(record, epochs)
+        if results is None:
             missing.append(f"{variant}, seed {seed}: no result after epoch {epochs} (see {record.directory})")
         else:
-            finals[variant].append((seed, result))
+            finished[variant].append((seed, results))
     rows = []
-    for variant, results in finals.items():
-        results.sort(key=lambda item: item[0])
+    for variant, trials in finished.items():
+        trials.sort(key=lambda item: item[0])
         rows.append(
             Row(
                 variant,
-                [seed for seed, _ in results],
-                [float(r["val_top1"]) for _, r in results],
-                [float(r["val_top5"]) for _, r in results],
+                [seed for seed, _ in trials],
+                [float(results[-1]["val_top1"]) for _, results in trials],
+                [float(results[-1]["val_top5"]) for _, results in trials],
+                [[float(r["val_top1"]) for r in results] for _, results in trials],
             )
         )
     return rows, missing
@@ -177,6 +181,21 @@ def render(rows: list[Row], teacher: tuple[float, float]) -> str:
     return "\n".join(lines)
 
 
+def render_curves(rows: list[Row], epochs: int) -> str:
+    """Mean top-1 over seeds after a quarter, half, three quarters and all of the epochs: whether a
+    row learns faster or only took off sooner, which a final-epoch table cannot tell apart."""
+    marks = sorted({max(1, round(epochs * quarter / 4)) for quarter in range(1, 5)})
+    lines = [
+        "| row | " + " | ".join(f"epoch {mark}" for mark in marks) + " |",
+        "|---|" + "---:|" * len(marks),
+    ]
+    for row in rows:
+        if row.curves:
+            means = [statistics.fmean(curve[mark - 1] for curve in row.curves) for mark in marks]
+            lines.append(f"| {row.variant} | " + " | ".join(f"{mean:.3f}" for mean in means) + " |")
+    return "\n".join(lines)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--space", default="ablation", help="grid search space (name or YAML path)")
@@ -191,9 +210,16 @@ def parse_args() -> argparse.Namespace:
         type=Path,
         help="work directory to keep (data, teacher, sweep), or a kept one to continue; default: temporary",
     )
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="print the tables of the trials of --keep DIR that have finished, and start nothing",
+    )
     args = parser.parse_args()
     if args.seeds is not None and len(args.seeds) < 2:
         parser.error("--seeds needs at least two seeds: a single run has no spread")
+    if args.table_only and (args.keep is None or not args.keep.is_dir()):
+        parser.error("--table-only reads a kept run: give its directory with --keep")
     return args
 
 
@@ -276,15 +302,22 @@ def main() -> None:
         work = args.keep.resolve() if args.keep else Path(tmp)
         teacher_config, distill_config = configs(args, work, space.name)
         space.check_against(distill_config.train)
-        prepare_data(work / "data", args.clips_per_class)
-        teacher = prepare_teacher(teacher_config, work / "teacher")
+        if args.table_only:
+            check_same_run(distill_config.sweep_dir, distill_config, space)
+            teacher = work / "teacher"
+        else:
+            prepare_data(work / "data", args.clips_per_class)
+            teacher = prepare_teacher(teacher_config, work / "teacher")
+            run_grid(distill_config, space)
         teacher_report = evaluate_export(teacher, work / "data", clips=distill_config.train.data.eval_clips)
-        run_grid(distill_config, space)
         rows, missing = collect_rows(distill_config.sweep_dir, space, args.epochs)
     minutes = (time.perf_counter() - started) / 60
     command = shlex.join(["python", "bench/ablation.py", *sys.argv[1:]])
     print(f"\ncommand: {command}\nwall clock: {minutes:.1f} min; load average now {os.getloadavg()[0]:.2f}\n")
     print(render(rows, (teacher_report.top1, teacher_report.top5)))
+    print(
+        f"\nValidation top-1 along the way (mean over the seeds that finished):\n\n{render_curves(rows, args.epochs)}"
+    )
     for line in missing:
         print(f"missing: {line}")
 

@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 
 from bench import ablation
-from bench.ablation import check_same_run, configs, differences, prepare_data, prepare_teacher, run_grid
+from bench.ablation import (
+    Row,
+    check_same_run,
+    configs,
+    differences,
+    epoch_results,
+    prepare_data,
+    prepare_teacher,
+    render_curves,
+    run_grid,
+)
+from orchestrator.selection import TrialRecord
 from orchestrator.sweep import SWEEP_FILE
 from search_spaces import load_space
 
@@ -108,3 +119,19 @@ def test_a_grid_stopped_before_tune_saved_state_is_not_relaunched_over(tmp_path)
     with pytest.raises(SystemExit, match=r"train\.optim\.epochs: 20 in the kept run, 8 now"):
         run_grid(other, load_space("ablation"))
     assert Path(sweep_dir, SWEEP_FILE).is_file()
+
+
+def test_learning_curves_take_each_epochs_last_report_and_average_over_seeds(tmp_path):
+    reports = [{"epoch": e, "val_top1": 0.1 * e, "val_top5": 0.5} for e in (1, 2, 3, 4)]
+    resumed = TrialRecord(
+        "t0", tmp_path, {}, [*reports[:3], {"epoch": 3, "val_top1": 0.9, "val_top5": 0.5}, reports[3]]
+    )
+    assert [r["val_top1"] for r in epoch_results(resumed, 4)] == pytest.approx([0.1, 0.2, 0.9, 0.4])
+    assert epoch_results(TrialRecord("t1", tmp_path, {}, reports[:3]), 4) is None
+    row = Row("spectrum", [0, 1], [0.4, 0.6], [0.5, 0.5], [[0.1, 0.2, 0.3, 0.4], [0.3, 0.4, 0.5, 0.6]])
+    assert render_curves([row], 4).splitlines() == [
+        "| row | epoch 1 | epoch 2 | epoch 3 | epoch 4 |",
+        "|---|---:|---:|---:|---:|",
+        "| spectrum | 0.200 | 0.300 | 0.400 | 0.500 |",
+    ]
+    assert render_curves([], 20).splitlines()[0] == "| row | epoch 5 | epoch 10 | epoch 15 | epoch 20 |"
