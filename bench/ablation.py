@@ -46,6 +46,7 @@ from orchestrator.teachers import train_teachers
 from search_spaces import SearchSpace, load_space
 from training.config import with_overrides
 from training.data.embedded import MOTION_CLASSES, SynthSpec, write_embedded_dataset
+from training.data.shards import MANIFEST_NAME, load_manifest
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
@@ -253,17 +254,17 @@ def check_same_run(sweep_dir: str, config: SweepConfig, space: SearchSpace | Non
 
 def prepare_data(data: Path, clips_per_class: int) -> None:
     """Write the embedded dataset, or reuse a complete one of the asked-for size."""
-    manifest = data / "dataset.json"
-    if manifest.is_file():
-        clips = sum(split["clips"] for split in json.loads(manifest.read_text())["splits"].values())
+    path = data / MANIFEST_NAME
+    if path.is_file():
+        clips = sum(split.clips for split in load_manifest(data).splits.values())
         if clips != clips_per_class * len(MOTION_CLASSES):
             raise SystemExit(
-                f"{manifest}: {clips} clips, --clips-per-class {clips_per_class} asks for "
+                f"{path}: {clips} clips, --clips-per-class {clips_per_class} asks for "
                 f"{clips_per_class * len(MOTION_CLASSES)}; give a new --keep directory"
             )
         return
     if data.exists():
-        raise SystemExit(f"{data} has no dataset.json (its writing was interrupted): remove {data} and run again")
+        raise SystemExit(f"{data} has no {MANIFEST_NAME} (its writing was interrupted): remove {data} and run again")
     write_embedded_dataset(data, SynthSpec(clips_per_class=clips_per_class, num_frames=8, size=32), workers=2)
 
 
