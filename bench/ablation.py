@@ -9,8 +9,9 @@ choice, temperatures); only the budget options below change it.
 
 Prints, per row, the mean ± standard deviation over seeds of the validation top-1 and top-5 after
 the last epoch (not the best epoch: picking per seed would favour noisy rows), the teacher's
-accuracy on the same clips, and each of the paper's claims checked against the table: a
-difference of means counts as reproduced only when it exceeds twice its standard error.
+accuracy on the same clips, each of the paper's claims checked against the table (a difference
+of means counts as reproduced only when it exceeds twice its standard error), and every row
+against the space's first (CE-only here).
 
     python bench/ablation.py                       # CPU-sized: 3 seeds × 7 rows, ~25 min on 2 cores
     python bench/ablation.py --seeds 0 1 2 3 4 --epochs 6 --keep runs/ablation
@@ -117,19 +118,47 @@ def collect_rows(sweep_dir: str, space: SearchSpace, epochs: int) -> tuple[list[
     return rows, missing
 
 
-def judge(better: Row, worse: Row) -> tuple[float, float, str]:
-    """Difference of top-1 means, its standard error, and the verdict (reproduced / not shown / reversed)."""
+def mean_difference(better: Row, worse: Row) -> tuple[float, float] | None:
+    """Difference of top-1 means and its standard error; None with fewer than 2 seeds on a side."""
     if len(better.top1) < 2 or len(worse.top1) < 2:
-        return float("nan"), float("nan"), "too few seeds finished"
+        return None
     difference = better.top1_mean_std[0] - worse.top1_mean_std[0]
     error = math.sqrt(
         statistics.variance(better.top1) / len(better.top1) + statistics.variance(worse.top1) / len(worse.top1)
     )
+    return difference, error
+
+
+def judge(better: Row, worse: Row) -> tuple[float, float, str]:
+    """Difference of top-1 means, its standard error, and the verdict (reproduced / not shown / reversed)."""
+    compared = mean_difference(better, worse)
+    if compared is None:
+        return float("nan"), float("nan"), "too few seeds finished"
+    difference, error = compared
     if difference > 2 * error:
         return difference, error, "reproduced"
     if difference < -2 * error:
         return difference, error, "reversed"
     return difference, error, "not shown (within 2 standard errors)"
+
+
+def render_against_reference(rows: list[Row]) -> str:
+    """Every row against the space's first (CE-only in the ablation, the unchanged spectrum row in
+    the diagnostics): whether a term helps at all, which the claims' pairwise table does not say."""
+    reference = rows[0]
+    lines = [
+        f"| row | Δ top-1 against `{reference.variant}` (± s.e.) | in standard errors |",
+        "|---|---:|---:|",
+    ]
+    for row in rows[1:]:
+        compared = mean_difference(row, reference)
+        if compared is None:
+            lines.append(f"| {row.variant} | too few seeds finished | |")
+        else:
+            difference, error = compared
+            ratio = f"{difference / error:+.1f}" if error > 0 else "—"
+            lines.append(f"| {row.variant} | {difference:+.3f} ± {error:.3f} | {ratio} |")
+    return "\n".join(lines)
 
 
 def configs(args: argparse.Namespace, work: Path, sweep_name: str) -> tuple[SweepConfig, SweepConfig]:
@@ -316,6 +345,7 @@ def main() -> None:
     command = shlex.join(["python", "bench/ablation.py", *sys.argv[1:]])
     print(f"\ncommand: {command}\nwall clock: {minutes:.1f} min; load average now {os.getloadavg()[0]:.2f}\n")
     print(render(rows, (teacher_report.top1, teacher_report.top5)))
+    print(f"\nEach row against the first:\n\n{render_against_reference(rows)}")
     print(
         f"\nValidation top-1 along the way (mean over the seeds that finished):\n\n{render_curves(rows, args.epochs)}"
     )

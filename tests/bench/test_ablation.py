@@ -17,6 +17,7 @@ from bench.ablation import (
     epoch_results,
     prepare_data,
     prepare_teacher,
+    render_against_reference,
     render_curves,
     run_grid,
 )
@@ -135,3 +136,19 @@ def test_learning_curves_take_each_epochs_last_report_and_average_over_seeds(tmp
         "| spectrum | 0.200 | 0.300 | 0.400 | 0.500 |",
     ]
     assert render_curves([], 20).splitlines()[0] == "| row | epoch 5 | epoch 10 | epoch 15 | epoch 20 |"
+
+
+def test_every_row_is_read_against_the_first_with_its_standard_error():
+    ce_only = Row("ce_only", [0, 1, 2], [0.830, 0.745, 0.695], [1.0] * 3, [])
+    steady = Row("spectrum_parameter", [0, 1, 2], [0.860, 0.875, 0.865], [1.0] * 3, [])
+    alone = Row("full_mutual", [0], [0.870], [1.0], [])
+    same = Row("copy", [0, 1, 2], [0.830, 0.745, 0.695], [1.0] * 3, [])
+    assert render_against_reference([ce_only, steady, alone, same]).splitlines() == [
+        "| row | Δ top-1 against `ce_only` (± s.e.) | in standard errors |",
+        "|---|---:|---:|",
+        "| spectrum_parameter | +0.110 ± 0.040 | +2.8 |",
+        "| full_mutual | too few seeds finished | |",
+        "| copy | +0.000 ± 0.056 | +0.0 |",
+    ]
+    flat = Row("flat", [0, 1], [0.5, 0.5], [1.0] * 2, [])
+    assert render_against_reference([flat, flat]).splitlines()[-1] == "| flat | +0.000 ± 0.000 | — |"
