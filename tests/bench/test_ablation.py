@@ -17,6 +17,7 @@ from bench.ablation import (
     epoch_results,
     prepare_data,
     prepare_teacher,
+    render,
     render_against_reference,
     render_curves,
     run_grid,
@@ -152,3 +153,12 @@ def test_every_row_is_read_against_the_first_with_its_standard_error():
     ]
     flat = Row("flat", [0, 1], [0.5, 0.5], [1.0] * 2, [])
     assert render_against_reference([flat, flat]).splitlines()[-1] == "| flat | +0.000 ± 0.000 | — |"
+
+
+def test_the_claims_table_appears_only_for_a_grid_holding_a_claims_rows():
+    spectrum = Row("spectrum", [0, 1], [0.6, 0.8], [1.0] * 2, [])
+    logit_kd = Row("logit_kd", [0, 1], [0.5, 0.7], [1.0] * 2, [])
+    log_amplitude = Row("spectrum_log_amplitude", [0, 1], [0.85, 0.9], [1.0] * 2, [])
+    assert "paper's claim" not in render([spectrum, log_amplitude], (0.9, 1.0))
+    claims = [line for line in render([logit_kd, spectrum], (0.9, 1.0)).splitlines() if "`spectrum` −" in line]
+    assert claims == ["| spectrum distillation beats logit KD (`spectrum` − `logit_kd`) | +0.100 ± 0.141 | not shown (within 2 standard errors) |"]
