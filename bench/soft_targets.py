@@ -49,9 +49,7 @@ def logit_gradient_norm(loss: Tensor, logits: Tensor) -> float:
     return float((grad * logits.shape[0]).norm(dim=1).mean())
 
 
-def target_stats(
-    teacher_logits: Tensor, student_logits: Tensor, labels: Tensor, temperature: float
-) -> TargetStats:
+def target_stats(teacher_logits: Tensor, student_logits: Tensor, labels: Tensor, temperature: float) -> TargetStats:
     """Statistics of ``softmax(teacher_logits / τ)`` and of CE and ``kd_loss`` at ``student_logits``."""
     target = F.softmax(teacher_logits / temperature, dim=1)
     entropy = -(target * target.clamp_min(1e-12).log()).sum(dim=1).mean()
