@@ -28,7 +28,6 @@ runs as a sweep of its own on the same dataset and teacher.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shlex
@@ -42,7 +41,7 @@ from pathlib import Path
 from orchestrator.config import SweepConfig, read_sweep_config
 from orchestrator.evaluation import evaluate_export
 from orchestrator.selection import TrialRecord, read_sweep
-from orchestrator.sweep import SWEEP_FILE, launch, resume_sweep
+from orchestrator.sweep import SWEEP_FILE, launch, read_sweep_record, resume_sweep
 from orchestrator.teachers import train_teachers
 from search_spaces import SearchSpace, load_space
 from training.config import with_overrides
@@ -268,7 +267,7 @@ def check_same_run(sweep_dir: str, config: SweepConfig, space: SearchSpace | Non
     invocation's; ``role`` prefixes the field names (``teacher.`` for the teacher's sweep)."""
     path = Path(sweep_dir) / SWEEP_FILE
     try:
-        payload = json.loads(path.read_text())
+        payload = read_sweep_record(sweep_dir)
         lines = differences(payload["config"]["train"], config.train.model_dump(mode="json"), f"{role}train.")
         if space is not None:
             lines += differences(payload["space"], space.model_dump(), "space.")

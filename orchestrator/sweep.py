@@ -3,7 +3,7 @@
 Layout of ``<storage_path>/<name>/`` (the sweep directory): Tune's experiment state and one
 directory per trial (``params.json``, ``result.json``, TensorBoard events, checkpoints);
 ``train_runs/`` for multi-worker trials' Train checkpoints; ``specdistill-sweep.json``, the
-resolved config, which is all ``--resume`` needs.
+resolved config (all ``--resume`` needs) and the search space it ran.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from orchestrator.config import SweepConfig, load_sweep_config
 from orchestrator.progress import SweepProgress
 from orchestrator.trial import TRAIN_RUNS_DIR, specdistill_trial
-from search_spaces import SearchSpace
+from search_spaces import SearchSpace, describe_errors
 
 SWEEP_FILE = "specdistill-sweep.json"
 DRIVER_CPU = 0.05
@@ -159,11 +161,34 @@ def launch(config: SweepConfig, search_space: SearchSpace, *, echo: Callable[[st
     echo(f"TensorBoard: tensorboard --logdir {sweep_dir}")
     tuner = build_tuner(config, search_space)
     if "://" not in sweep_dir:
-        Path(sweep_dir).mkdir(parents=True, exist_ok=True)
-        Path(sweep_dir, SWEEP_FILE).write_text(
-            json.dumps({"config": config.model_dump(mode="json"), "space": search_space.model_dump()}, indent=2)
-        )
+        write_sweep_record(config, search_space)
     return tuner.fit()
+
+
+def write_sweep_record(config: SweepConfig, search_space: SearchSpace) -> Path:
+    """Write ``specdistill-sweep.json`` into the sweep directory: the resolved config that
+    ``--resume`` rebuilds the trainable from, and the space, so a caller continuing a kept sweep
+    can tell whether it is still the same grid."""
+    path = Path(config.sweep_dir, SWEEP_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"config": config.model_dump(mode="json"), "space": search_space.model_dump()}
+    path.write_text(json.dumps(record, indent=2))
+    return path
+
+
+def read_sweep_record(sweep_dir: str | Path) -> dict[str, Any]:
+    """The JSON object ``write_sweep_record`` left in ``sweep_dir``, as written (its fields are
+    the caller's to validate: a resume wants a ``SweepConfig``, the ablation the raw values)."""
+    path = Path(sweep_dir) / SWEEP_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {sweep_dir} is not a sweep started by `specdistill sweep`")
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(record, dict) or "config" not in record:
+        raise ValueError(f"{path}: no 'config' object: not a record written by `specdistill sweep`")
+    return record
 
 
 def resume_sweep(sweep_dir: str | Path, *, echo: Callable[[str], None] = print):
@@ -171,11 +196,10 @@ def resume_sweep(sweep_dir: str | Path, *, echo: Callable[[str], None] = print):
     errored ones resume from their latest checkpoints."""
     import ray.tune
 
-    path = Path(sweep_dir) / SWEEP_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {sweep_dir} is not a sweep started by `specdistill sweep`")
-    payload = json.loads(path.read_text())
-    config = SweepConfig.model_validate(payload["config"])
+    try:
+        config = SweepConfig.model_validate(read_sweep_record(sweep_dir)["config"])
+    except ValidationError as error:
+        raise ValueError(f"{Path(sweep_dir) / SWEEP_FILE}: in 'config': {describe_errors(error)}") from None
     url = start_ray(config)
     echo(f"resuming sweep {config.name} from {sweep_dir}")
     echo(dashboard_hint(url))

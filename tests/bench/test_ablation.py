@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from bench.ablation import (
     run_grid,
 )
 from orchestrator.selection import TrialRecord
-from orchestrator.sweep import SWEEP_FILE
+from orchestrator.sweep import SWEEP_FILE, write_sweep_record
 from search_spaces import load_space
 
 
@@ -32,11 +31,9 @@ def budget(epochs: int = 20) -> argparse.Namespace:
 
 
 def keep_sweep(work: Path, epochs: int = 20) -> str:
-    """Write the sweep file a started ablation leaves in ``work``, as ``launch`` writes it."""
+    """Leave in ``work`` the sweep record a started ablation leaves (``launch`` writes it the same way)."""
     _, distill = configs(budget(epochs), work, "ablation")
-    Path(distill.sweep_dir).mkdir(parents=True)
-    payload = {"config": distill.model_dump(mode="json"), "space": load_space("ablation").model_dump()}
-    Path(distill.sweep_dir, SWEEP_FILE).write_text(json.dumps(payload))
+    write_sweep_record(distill, load_space("ablation"))
     return distill.sweep_dir
 
 
@@ -96,9 +93,7 @@ def test_a_kept_teacher_names_its_own_fields_and_a_lost_sweep_file(tmp_path):
     (export / "model.json").write_text("{}")
     with pytest.raises(SystemExit, match=r"ablation-teacher/specdistill-sweep.json: cannot tell which options"):
         prepare_teacher(teacher, export)
-    Path(teacher.sweep_dir).mkdir(parents=True)
-    payload = {"config": teacher.model_dump(mode="json"), "space": {}}
-    Path(teacher.sweep_dir, SWEEP_FILE).write_text(json.dumps(payload))
+    write_sweep_record(teacher, load_space("ablation"))
     assert prepare_teacher(teacher, export) == export
     six_epochs = argparse.Namespace(**{**vars(budget()), "teacher_epochs": 6})
     with pytest.raises(SystemExit, match=r"teacher\.train\.optim\.epochs: 20 in the kept run, 6 now"):

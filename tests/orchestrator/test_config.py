@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from orchestrator.cli import main
-from orchestrator.config import load_sweep_config, read_sweep_config
-from search_spaces import available, load_space
+from orchestrator.config import SweepConfig, load_sweep_config, read_sweep_config
+from search_spaces import SearchSpace, available, load_space
 from training.config import TrainConfig, with_overrides
 
 
@@ -114,3 +117,27 @@ def test_overrides_apply_by_dotted_path_and_revalidate() -> None:
     assert (changed.objective.kd_weight, changed.optim.lr) == (0.25, 0.01)
     with pytest.raises(ValueError, match="greater than 0"):
         with_overrides(base, {"objective.parameter_temperature": 0})
+
+
+def test_the_sweep_record_round_trips_and_a_bad_one_is_refused_before_ray(write_sweep, tmp_path, capsys) -> None:
+    import ray
+
+    from orchestrator.sweep import SWEEP_FILE, read_sweep_record, write_sweep_record
+
+    config, space = load_sweep_config(write_sweep())
+    path = write_sweep_record(config, space)
+    assert path == Path(config.sweep_dir, SWEEP_FILE)
+    record = read_sweep_record(config.sweep_dir)
+    assert SweepConfig.model_validate(record["config"]) == config
+    assert SearchSpace.model_validate(record["space"]) == space
+
+    started_before = ray.is_initialized()
+    assert main(["sweep", "--resume", str(tmp_path)]) == 2
+    assert f"{tmp_path / SWEEP_FILE} not found" in capsys.readouterr().err
+    path.write_text('{"config": ')
+    assert main(["sweep", "--resume", config.sweep_dir]) == 2
+    assert f"{path}: not valid JSON" in capsys.readouterr().err
+    path.write_text(json.dumps({"config": {**record["config"], "resources": {"workers": 0}}}))
+    assert main(["sweep", "--resume", config.sweep_dir]) == 2
+    assert f"{path}: in 'config': resources.workers" in capsys.readouterr().err
+    assert ray.is_initialized() == started_before
