@@ -40,7 +40,7 @@ from pathlib import Path
 
 from orchestrator.config import SweepConfig, read_sweep_config
 from orchestrator.evaluation import evaluate_export
-from orchestrator.selection import TrialRecord, read_sweep
+from orchestrator.results import TrialRecord, read_sweep
 from orchestrator.sweep import SWEEP_FILE, launch, read_sweep_record, resume_sweep
 from orchestrator.teachers import train_teachers
 from search_spaces import SearchSpace, load_space
@@ -96,7 +96,7 @@ def collect_rows(sweep_dir: str, space: SearchSpace, epochs: int) -> tuple[list[
     finished: dict[str, list[tuple[int, list[dict]]]] = {name: [] for name in space.variants}
     missing = []
     for record in read_sweep(sweep_dir):
-        variant, seed = record.params["variant"], record.params["seed"]
+        variant, seed = record.spec.variant, record.spec.seed
         results = epoch_results(record, epochs)
         if results is None:
             missing.append(f"{variant}, seed {seed}: no result after epoch {epochs} (see {record.directory})")

@@ -1,11 +1,11 @@
 """What the paper's two new terms cost: one distillation step with and without them.
 
 A step is the forward of teacher and student plus the student's backward and optimiser step
-(``training.step.distillation_step``, frozen teacher). Baseline: CE + logit KD. Measured: CE + KD
+(``Distiller.step``, frozen teacher). Baseline: CE + logit KD. Measured: CE + KD
 + spectrum loss + parameter-distribution loss (taps stage2–4, all four stages' kernels). Both
 configurations alternate in one run on the same batches, and the script prints the median step
 time of each (with its middle half: on a busy 2-core box the spread is as large as the effect) and
-their ratio. Goal (issue 5): the two terms add ≤ 5%. ``bench/gpu.sh`` runs the GPU configurations.
+their ratio. Goal: the two terms add ≤ 5%. ``bench/gpu.sh`` runs the GPU configurations.
 
     python bench/loss_overhead.py                       # demo pair on CPU: tsm_resnet18 → tsm_mobilenet_v2, 8×64×64
     python bench/loss_overhead.py --teacher tsm_resnet50 --size 224 --device cuda   # the GPU figure
@@ -19,10 +19,10 @@ import time
 
 import torch
 
-from training.losses import DistillationObjective, ObjectiveConfig
+from training.distiller import Distiller
+from training.losses import ObjectiveConfig
 from training.models import create_model
 from training.precision import Precision
-from training.step import distillation_step
 
 CONFIGS = {
     "ce+kd": ObjectiveConfig(spectrum_weight=0.0, parameter_weight=0.0),
@@ -43,30 +43,25 @@ def main() -> None:
     device = torch.device(args.device)
     precision = Precision.for_device(device)
     torch.manual_seed(0)
-    teacher = create_model(args.teacher, num_classes=10, num_frames=args.frames).to(device)
+    teacher = create_model(args.teacher, num_classes=10, num_frames=args.frames)
     clips = torch.randn(args.batch_size, 3, args.frames, args.size, args.size, device=device)
     labels = torch.randint(0, 10, (args.batch_size,), device=device)
-    runs = {}
-    for name, config in CONFIGS.items():
-        student = create_model(args.student, num_classes=10, num_frames=args.frames).to(device)
-        objective = DistillationObjective(config, student, [teacher]).to(device)
-        optimizer = torch.optim.AdamW([*student.parameters(), *objective.parameters()], lr=1e-3)
-        runs[name] = (student, objective, optimizer)
+    runs = {
+        name: Distiller(
+            create_model(args.student, num_classes=10, num_frames=args.frames),
+            [teacher],
+            objective=config,
+            precision=precision,
+        )
+        for name, config in CONFIGS.items()
+    }
     timings: dict[str, list[float]] = {name: [] for name in CONFIGS}
     for step in range(args.steps + 2):  # two warm-up rounds, then alternate so drift hits both alike
-        for name, (student, objective, optimizer) in runs.items():
+        for name, distiller in runs.items():
             if device.type == "cuda":
                 torch.cuda.synchronize()
             started = time.perf_counter()
-            distillation_step(
-                clips,
-                labels,
-                student=student,
-                teachers=[teacher],
-                objective=objective,
-                student_optimizer=optimizer,
-                precision=precision,
-            )
+            distiller.step(clips, labels)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             if step >= 2:

@@ -1,5 +1,6 @@
 """Data pipeline throughput and memory: one Python process decoding shards against the Ray Data
-pipeline that feeds Train workers (DESIGN.md section 4), on the same shards in the same run.
+pipeline that feeds Train workers (read, decode and sample in Ray Data tasks beside the trainer), on
+the same shards in the same run.
 
 Every row times a "run": ``--passes`` passes over the training split (epochs), consumed as the
 training loop consumes them. Measured, in clips per second:
@@ -197,7 +198,7 @@ def _memory_kib(pid: int) -> tuple[int, int]:
     return fields.get("Pss", 0), fields.get("Rss", 0)
 
 
-class PeakMemory:
+class MemorySampler:
     """Context manager sampling the summed PSS and RSS of this process tree in a thread, keeping peaks."""
 
     def __init__(self, interval_s: float = 0.2) -> None:
@@ -217,7 +218,7 @@ class PeakMemory:
             self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
             self._stop.wait(self.interval_s)
 
-    def __enter__(self) -> PeakMemory:
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -227,22 +228,24 @@ class PeakMemory:
 
 
 @dataclass(frozen=True)
-class MemoryPeak:
+class PipelineMemory:
+    """One pass of the Ray pipeline: clips delivered, the tree's PSS before it, and the peaks (bytes)."""
+
     clips: int
     idle_pss: int
     peak_pss: int
     peak_rss: int
 
 
-def pipeline_memory(paths: Sequence[str], sampling: ClipSampling, args: argparse.Namespace) -> MemoryPeak:
+def pipeline_memory(paths: Sequence[str], sampling: ClipSampling, args: argparse.Namespace) -> PipelineMemory:
     """Peak memory of the process tree over one pass of the Ray pipeline over ``paths``."""
     dataset = clip_dataset(
         paths, sampling, decode_batch_size=args.decode_batch_size, data_context=pipeline_settings(args)
     )
-    with PeakMemory() as memory:
+    with MemorySampler() as memory:
         idle_pss = memory.sample()[0]
         result = timed_run(ray_batches(dataset, args.batch_size, stored_rows(paths) // args.batch_size))
-    return MemoryPeak(clips=result.clips, idle_pss=idle_pss, peak_pss=memory.peak_pss, peak_rss=memory.peak_rss)
+    return PipelineMemory(clips=result.clips, idle_pss=idle_pss, peak_pss=memory.peak_pss, peak_rss=memory.peak_rss)
 
 
 def stored_rows(paths: Sequence[str]) -> int:
@@ -367,7 +370,7 @@ def _load() -> str:
 
 
 def report(
-    args: argparse.Namespace, throughput: list[Measurement], memory: list[MemoryPeak], loads: tuple[str, str]
+    args: argparse.Namespace, throughput: list[Measurement], memory: list[PipelineMemory], loads: tuple[str, str]
 ) -> None:
     """The Markdown tables for ``RESULTS.md`` and the ratio line the goal is stated in."""
     settings = ", ".join(f"{name}={value}" for name, value in vars(args).items())

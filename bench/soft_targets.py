@@ -23,11 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from training.checkpoint import load_exported
+from training.checkpoint import load_card
+from training.config import DataConfig, TrainConfig
 from training.data.shards import load_manifest
-from training.data.stream import ClipSampling, iterate_clips
+from training.data.stream import iterate_clips
+from training.distiller import Distiller
+from training.loop import samplings
 from training.losses.kd import kd_loss
-from training.models import create_model
 
 
 @dataclass(frozen=True)
@@ -69,13 +71,19 @@ def target_stats(teacher_logits: Tensor, student_logits: Tensor, labels: Tensor,
 
 def collect_logits(keep: Path, student: str, clips: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
     """Teacher and fresh-student logits, and labels, on ``clips`` training clips of the kept run."""
-    teacher, card = load_exported(keep / "teacher")
-    teacher.eval()
+    card = load_card(keep / "teacher")
+    config = TrainConfig(
+        stage="distill",
+        data=DataConfig(path=str(keep / "data"), num_frames=card.num_frames, size=card.size),
+        model=student,
+        teachers=[str(keep / "teacher")],
+    )
     torch.manual_seed(seed)
-    fresh = create_model(student, num_classes=len(card.classes), num_frames=card.num_frames)
+    distiller = Distiller.from_config(config, load_manifest(keep / "data").classes)
+    teacher, fresh = distiller.teachers[0].eval(), distiller.student
     fresh.train()  # batch statistics, as in the first training steps
     paths = load_manifest(keep / "data").shard_paths(keep / "data", "train")
-    sampling = ClipSampling(num_frames=card.num_frames, size=card.size)
+    sampling = samplings(config)[0]
     batches = iterate_clips(
         paths,
         sampling,

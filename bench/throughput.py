@@ -5,14 +5,14 @@ the full objective (cross-entropy + KD + spectrum + parameter distribution) on t
 decoded once up front so that video decoding is out of the comparison:
 
   (a) a plain PyTorch loop in this process: the clips as a list of uint8 batches → ``ClipCollate``
-      → ``distillation_step``, with the same optimiser and schedule as the loop builds;
+      → ``Distiller.step``, the distillation the loop builds from the same config;
   (b) ``TorchTrainer(train_loop_per_worker)`` with one worker of ``--cpus`` CPUs, reading the same
       clips from a materialised Ray Dataset through ``get_dataset_shard`` — the product's loop:
       per-epoch evaluation, reports and checkpoints included, clips/s as the loop reports it
       (the training phase of each epoch).
 
 Both run ``--epochs`` epochs of ``--steps`` steps; clips/s is the median over the epochs after the
-first (warm-up). Prints the ratio (b)/(a) (goal, issue 5: ≥ 0.9) and the peak resident memory of
+first (warm-up). Prints the ratio (b)/(a) (goal: ≥ 0.9) and the peak resident memory of
 the process that trained in each case (for (b), the Train worker: the memory a trial needs).
 
     python bench/throughput.py [--epochs 4] [--steps 25] [--batch-size 16] [--cpus 2]
@@ -32,15 +32,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import torch
 
-from training.checkpoint import ModelCard, export_model, load_exported
+from training.checkpoint import ModelCard, export_model
 from training.config import TrainConfig
 from training.data.embedded import SynthSpec, write_embedded_dataset
 from training.data.shards import load_manifest
 from training.data.stream import COLUMNS, ClipCollate, decode_batch
+from training.distiller import Distiller
 from training.loop import samplings
-from training.losses import DistillationObjective
 from training.models import create_model
-from training.step import distillation_step
 
 NUM_FRAMES, SIZE = 8, 32
 
@@ -80,18 +79,10 @@ def decoded_clips(config: TrainConfig) -> dict[str, np.ndarray]:
 def plain_loop(config: TrainConfig, clips: dict[str, np.ndarray]) -> list[float]:
     """(a): clips/s of each epoch's steps, in this process, no Ray."""
     torch.manual_seed(config.seed)
-    teacher = load_exported(config.teachers[0])[0].eval()
-    classes = len(load_manifest(config.data.path).classes)
-    student = create_model(config.model, num_classes=classes, num_frames=NUM_FRAMES)
-    objective = DistillationObjective(config.objective, student, [teacher])
     optim = config.optim
-    optimizer = torch.optim.AdamW(
-        [*student.parameters(), *objective.parameters()], lr=optim.lr, weight_decay=optim.weight_decay
-    )
     steps, batch_size = optim.max_steps_per_epoch, optim.batch_size
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=optim.lr, total_steps=steps * optim.epochs, pct_start=optim.warmup_fraction
-    )
+    classes = load_manifest(config.data.path).classes
+    distiller = Distiller.from_config(config, classes, total_steps=steps * optim.epochs)
     collate = ClipCollate()
     rates = []
     for _ in range(config.optim.epochs):
@@ -100,16 +91,7 @@ def plain_loop(config: TrainConfig, clips: dict[str, np.ndarray]) -> list[float]
         for step in range(steps):
             rows = order[step * batch_size : (step + 1) * batch_size]
             batch = collate({name: values[rows] for name, values in clips.items()})
-            distillation_step(
-                batch.clips,
-                batch.labels,
-                student=student,
-                teachers=[teacher],
-                objective=objective,
-                student_optimizer=optimizer,
-                collaboration=config.collaboration,
-            )
-            schedule.step()
+            distiller.step(batch.clips, batch.labels)
         rates.append(steps * batch_size / (time.perf_counter() - started))
     return rates
 

@@ -8,7 +8,7 @@ The same N short distillation trainings (same data, configs, epochs and steps) r
       streamed by Ray Data.
 
 It prints the per-trial overhead ``((b) − (a)) / N`` in seconds and the ratio (b)/(a), both from
-this one run. Goal (issue 4): ≤ 3 s per single-worker trial and (b)/(a) ≤ 1.25 for ~30 s trials.
+this one run. Goal: ≤ 3 s per single-worker trial and (b)/(a) ≤ 1.25 for ~30 s trials.
 
     python bench/trial_overhead.py [--trials 4] [--epochs 3] [--clips-per-class 40]
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 import optuna
 import yaml
 
+from orchestrator.config import load_sweep_config
 from orchestrator.sweep import run_sweep
-from orchestrator.trial import trial_config
-from search_spaces import OVERRIDES_KEY, load_space
+from orchestrator.trial_spec import OVERRIDES_KEY, TrialSpec
 from training.checkpoint import ModelCard, export_model
 from training.data.embedded import SynthSpec, write_embedded_dataset
 from training.data.shards import load_manifest
@@ -73,15 +73,14 @@ def prepare(root: Path, clips_per_class: int, epochs: int, trials: int, loader: 
 
 def plain_optuna(sweep_yaml: Path, trials: int) -> tuple[float, list[float]]:
     """(a): the same trainings in a plain Optuna loop in this process; returns (seconds, per-trial seconds)."""
-    config = yaml.safe_load(sweep_yaml.read_text())
-    space = load_space(sweep_yaml.parent / "space.yaml")
+    config, space = load_sweep_config(sweep_yaml)
+    base = TrialSpec.for_sweep(config, space)
     durations: list[float] = []
 
     def objective(trial: optuna.Trial) -> float:
         started = time.perf_counter()
-        space.define_by_run()(trial)
-        overrides = {k.removeprefix(f"{OVERRIDES_KEY}/"): v for k, v in trial.params.items()}
-        cfg = trial_config({"train": config["train"], OVERRIDES_KEY: overrides})
+        space.define_by_run(OVERRIDES_KEY)(trial)
+        cfg = base.sampled(trial.params).train_config()
         manifest = load_manifest(cfg.data.path)
         root = Path(cfg.data.path)
         train, val = samplings(cfg)
@@ -107,7 +106,6 @@ def ray_sweep(sweep_yaml: Path) -> tuple[float, float, list[float]]:
     started = time.perf_counter()
     import ray
 
-    from orchestrator.config import load_sweep_config
     from orchestrator.sweep import start_ray
 
     config, _ = load_sweep_config(sweep_yaml)

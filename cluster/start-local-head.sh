@@ -4,8 +4,8 @@
 #
 # Why a script and not a bare `ray start --head`: it binds everything to 127.0.0.1, makes sure an
 # auth token exists (Ray 2.60 turns token auth on for local clusters; this script keeps it on),
-# gives Ray Data spare logical CPUs (see shared/research/ray.md §5, §7.2), and prints how to reach
-# the head from another shell.
+# gives Ray Data spare logical CPUs (its read tasks hang when trials hold every CPU slot), and
+# prints how to reach the head from another shell.
 set -euo pipefail
 
 usage() {

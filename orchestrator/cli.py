@@ -25,13 +25,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    if not args.synthetic_smoke:
-        print(
-            "distill: only --synthetic-smoke is available in this build; use `specdistill sweep` for real data",
-            file=sys.stderr,
-        )
-        return 2
-    from orchestrator.smoke import SmokeConfig, run_smoke
+    from training.smoke import SmokeConfig, run_smoke
 
     report = run_smoke(
         SmokeConfig(
@@ -117,7 +111,7 @@ def _cmd_best(args: argparse.Namespace) -> int:
     print(f"{'rank':<6}{'trial':<14}{args.metric:>10}{'epoch':>7}  config")
     for index, trial in enumerate(ranked[: max(args.top_k, 10)], start=1):
         value, epoch = trial.result[args.metric], trial.result.get("epoch", "?")
-        print(f"{index:<6}{trial.record.trial_id:<14}{value:>10.4f}{epoch:>7}  {trial.record.label}")
+        print(f"{index:<6}{trial.record.trial_id:<14}{value:>10.4f}{epoch:>7}  {trial.record.spec.label}")
     if args.export:
         for path in export_best(args.sweep_dir, args.export, metric=args.metric, mode=args.mode, top_k=args.top_k):
             print(f"exported {path}")
@@ -165,6 +159,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from training.data.layouts import formats  # the layouts' registry: light, and the one list of formats
+
     parser = argparse.ArgumentParser(prog="specdistill", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -190,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = commands.add_parser("ingest", help="ingest a video dataset on disk into Parquet shards")
     ingest.add_argument("source", type=Path)
     ingest.add_argument("out", type=Path)
-    ingest.add_argument("--format", required=True, choices=["folder", "kinetics", "ssv2", "jester"])
+    ingest.add_argument("--format", required=True, choices=formats())
     ingest.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ingest.add_argument("--shard-mb", type=int, default=128, help="target shard size in MiB")
     ingest.add_argument("--val-fraction", type=float, default=0.2, help="folder layout only")
@@ -242,11 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--metric", default="val_top1")
     report.set_defaults(handler=_cmd_report)
 
-    distill = commands.add_parser("distill", help="distil a student from a teacher")
+    distill = commands.add_parser(
+        "distill",
+        help="the method alone, without Ray: a teacher and a distilled student on in-memory generated clips "
+        "(a few minutes; real data goes through `sweep`)",
+    )
     distill.add_argument(
         "--synthetic-smoke",
         action="store_true",
-        help="train a teacher and distil a student on in-memory generated clips (no Ray)",
+        required=True,
+        help="train a teacher and distil a student on generated clips, printing every term",
     )
     distill.add_argument("--size", type=int, default=64, help="frame height and width in pixels")
     distill.add_argument("--teacher-steps", type=int, default=300)

@@ -1,14 +1,17 @@
-"""The sweep YAML: the base training config plus how Tune runs trials. Validated completely —
-training config, search space and resources — before Ray starts, with errors naming the field.
+"""The sweep YAML: the base training config plus how Tune runs trials.
 
 ```yaml
 name: demo-distill
-storage_path: ../runs            # local path, NFS mount or s3://… (relative to this file)
+storage_path: ../runs            # where the sweep directory goes (relative to this file)
 search_space: quick              # a shipped name or a YAML path
 train: {stage: distill, data: {path: ../data}, model: tsm_mobilenet_v2, teachers: [../teacher]}
 tune: {num_samples: 8, max_concurrent_trials: 2, metric: val_top1, mode: max, seed: 0}
 resources: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0}
 ```
+
+Before Ray starts, ``load_sweep_config`` validates every field (errors name the field and the
+file), makes relative paths absolute, checks every value of the search space against the
+training config, and checks that the data and the teachers the config names exist.
 """
 
 from __future__ import annotations
@@ -18,9 +21,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from search_spaces import SearchSpace, describe_errors, load_space, read_yaml_mapping
+from search_spaces import SearchSpace, load_space, read_yaml_mapping
 from training.checkpoint import exported_members
-from training.config import TrainConfig
+from training.config import TrainConfig, describe_errors
 from training.data.shards import load_manifest
 
 

@@ -93,12 +93,7 @@ def run_demo(spec: DemoSpec = DemoSpec(), echo: Callable[[str], None] = print) -
     student = export_best(distill_config.sweep_dir, spec.output / "student")[0]
 
     stage("4/5 baseline: the same student trained with cross-entropy only, same budget")
-    ce_only = SearchSpace(
-        name="ce-only",
-        variants={
-            "ce_only": {"objective.kd_weight": 0.0, "objective.spectrum_weight": 0.0, "objective.parameter_weight": 0.0}
-        },
-    )
+    ce_only = SearchSpace(name="ce-only", variants={"ce_only": {"objective.terms": ["ce"]}})
     # One trial alone: give it every core the sweep's trials shared.
     resources = distill_config.resources.model_copy(
         update={"cpus_per_worker": distill_config.resources.cpus_per_worker * distill_config.tune.max_concurrent_trials}

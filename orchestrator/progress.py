@@ -8,6 +8,8 @@ from typing import Any
 
 from ray.tune import Callback
 
+from orchestrator.trial_spec import TrialSpec
+
 
 def _emit(line: str) -> None:
     # Module-level on purpose: Tune pickles its callbacks, and a ``print`` captured before Ray
@@ -29,13 +31,7 @@ class SweepProgress(Callback):
         return f"trial {number:>2} ({trial.trial_id})"
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        overrides = trial.config.get("overrides") or {}
-        if "variant" in trial.config:
-            overrides = {"variant": trial.config["variant"], "seed": trial.config["seed"]}
-        chosen = ", ".join(
-            f"{k.split('.')[-1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1]}={v}"
-            for k, v in overrides.items()
-        )
+        chosen = TrialSpec.from_params(trial.config).label
         _emit(f"[{self._elapsed()}] {self._name(trial)} started: {chosen or 'base config'}")
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:

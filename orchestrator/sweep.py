@@ -19,8 +19,10 @@ from pydantic import ValidationError
 
 from orchestrator.config import SweepConfig, load_sweep_config
 from orchestrator.progress import SweepProgress
-from orchestrator.trial import TRAIN_RUNS_DIR, specdistill_trial
-from search_spaces import SearchSpace, describe_errors
+from orchestrator.trial import specdistill_trial
+from orchestrator.trial_spec import OVERRIDES_KEY, TrialSpec
+from search_spaces import SearchSpace
+from training.config import describe_errors
 
 SWEEP_FILE = "specdistill-sweep.json"
 DRIVER_CPU = 0.05
@@ -41,27 +43,6 @@ def trainable(config: SweepConfig) -> Callable[..., Any]:
     return ray.tune.with_resources(specdistill_trial, trial_resources(config))
 
 
-def param_space(config: SweepConfig, space: SearchSpace) -> dict[str, Any]:
-    """Constants every trial needs; a grid space adds its ``variant``×``seed`` grid."""
-    import ray.tune
-
-    constants: dict[str, Any] = {
-        "train": config.train.model_dump(mode="json"),
-        "resources": config.resources.model_dump(),
-        "train_runs": f"{config.sweep_dir}/{TRAIN_RUNS_DIR}",
-        "metric": config.tune.metric,
-        "mode": config.tune.mode,
-        "keep_checkpoints": config.tune.keep_checkpoints,
-    }
-    if space.kind == "grid":
-        constants |= {
-            "variants": space.variants,
-            "variant": ray.tune.grid_search(list(space.variants)),
-            "seed": ray.tune.grid_search(space.seeds),
-        }
-    return constants
-
-
 def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
     import ray.tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -70,7 +51,9 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
     settings = config.tune
     searcher = None
     if space.kind == "optuna":
-        searcher = OptunaSearch(space.define_by_run(), metric=settings.metric, mode=settings.mode, seed=settings.seed)
+        searcher = OptunaSearch(
+            space.define_by_run(OVERRIDES_KEY), metric=settings.metric, mode=settings.mode, seed=settings.seed
+        )
     scheduler = FIFOScheduler()
     if settings.scheduler == "asha":
         scheduler = ASHAScheduler(
@@ -81,7 +64,7 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
         )
     return ray.tune.Tuner(
         trainable(config),
-        param_space=param_space(config, space),
+        param_space=TrialSpec.for_sweep(config, space).param_space(space),
         tune_config=ray.tune.TuneConfig(
             metric=settings.metric,
             mode=settings.mode,

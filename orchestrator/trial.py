@@ -12,50 +12,36 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from search_spaces import OVERRIDES_KEY
-from training.config import TrainConfig, with_overrides
+from orchestrator.trial_spec import TrialSpec
 from training.data.shards import load_manifest
 from training.data.stream import clip_dataset
 from training.loop import passes_per_run, run_training, samplings, train_loop_per_worker
 
-TRAIN_RUNS_DIR = "train_runs"
-
-
-def trial_config(config: dict[str, Any]) -> TrainConfig:
-    """The trial's training config: the sweep's base with the searched (or grid) overrides applied."""
-    base = TrainConfig.model_validate(config["train"])
-    overrides = {"seed": config["seed"]} if "seed" in config else {}
-    overrides |= config.get(OVERRIDES_KEY) or {}
-    variant = config.get("variant")
-    if variant is not None:
-        overrides |= config["variants"][variant]
-    return with_overrides(base, overrides)
-
 
 def specdistill_trial(config: dict[str, Any]) -> None:
-    """Tune trainable. ``config``: ``train`` (base TrainConfig dict), ``resources``, ``train_runs``
-    (where multi-worker runs keep their checkpoints), plus ``overrides`` or ``variant``/``seed``."""
+    """Tune trainable; ``config`` is a :class:`TrialSpec` as Tune resolved it for this trial."""
     import ray.tune
 
-    cfg = trial_config(config)
+    spec = TrialSpec.from_params(config)
+    cfg = spec.train_config()
+    resources = spec.resources
     manifest = load_manifest(cfg.data.path)
     root = Path(cfg.data.path)
     train_paths = manifest.shard_paths(root, cfg.data.train_split)
     val_paths = manifest.shard_paths(root, cfg.data.val_split)
     train_sampling, val_sampling = samplings(cfg)
-    resources = config["resources"]
     payload = cfg.model_dump(mode="json")
 
     def train_dataset():  # -> ray.data.Dataset, built where it is consumed, for the whole run
         return clip_dataset(
             train_paths,
             train_sampling,
-            passes=passes_per_run(cfg, manifest, resources["workers"]),
+            passes=passes_per_run(cfg, manifest, resources.workers),
             seed=cfg.seed,
             decode_batch_size=cfg.data.decode_batch_size,
         )
 
-    if resources["workers"] == 1:
+    if resources.workers == 1:
         from training.session import TuneSession, default_device, in_process_batches, ray_data_batches
 
         device = default_device()
@@ -71,27 +57,27 @@ def specdistill_trial(config: dict[str, Any]) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     trial_id = ray.tune.get_context().get_trial_id()
-    use_gpu = resources["gpus_per_worker"] > 0
+    use_gpu = resources.gpus_per_worker > 0
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config=payload | {"_trial_id": trial_id},
         scaling_config=ray.train.ScalingConfig(
-            num_workers=resources["workers"],
+            num_workers=resources.workers,
             use_gpu=use_gpu,
-            resources_per_worker={"CPU": resources["cpus_per_worker"]}
-            | ({"GPU": resources["gpus_per_worker"]} if use_gpu else {}),
+            resources_per_worker={"CPU": resources.cpus_per_worker}
+            | ({"GPU": resources.gpus_per_worker} if use_gpu else {}),
         ),
         datasets={"train": train_dataset},
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
         run_config=ray.train.RunConfig(
             name=f"train-{trial_id}",
-            storage_path=config["train_runs"],
+            storage_path=spec.train_runs,
             checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=config["keep_checkpoints"],
-                checkpoint_score_attribute=config["metric"],
-                checkpoint_score_order=config["mode"],
+                num_to_keep=spec.keep_checkpoints,
+                checkpoint_score_attribute=spec.metric,
+                checkpoint_score_order=spec.mode,
             ),
-            failure_config=ray.train.FailureConfig(max_failures=resources["worker_max_failures"]),
+            failure_config=ray.train.FailureConfig(max_failures=resources.worker_max_failures),
             callbacks=[TuneReportCallback()],
         ),
     )

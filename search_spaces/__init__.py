@@ -15,10 +15,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from training.config import TrainConfig, with_overrides
+from training.config import TrainConfig, describe_errors, with_overrides
 
 SPACES_DIR = Path(__file__).parent
-OVERRIDES_KEY = "overrides"
 
 
 class Parameter(BaseModel):
@@ -94,24 +93,24 @@ class SearchSpace(BaseModel):
             except ValueError as error:
                 raise ValueError(f"search space {self.name!r}, variants.{name}: {error}") from error
 
-    def define_by_run(self) -> DefineByRun:
-        """Optuna define-by-run: suggests ``overrides/<path>`` so Tune nests them as ``config["overrides"]``."""
-        return DefineByRun(dict(self.parameters))
+    def define_by_run(self, prefix: str) -> DefineByRun:
+        """Optuna define-by-run: suggests ``<prefix>/<path>``, which Tune nests as ``config[prefix][path]``."""
+        return DefineByRun(dict(self.parameters), prefix)
 
 
 class DefineByRun:
     """The sampling function ``OptunaSearch`` calls per trial. A class, not a closure: Tune pickles
     the searcher (with this) into every experiment checkpoint, and closures cannot be pickled."""
 
-    def __init__(self, parameters: dict[str, Parameter]) -> None:
-        self.parameters = parameters
+    def __init__(self, parameters: dict[str, Parameter], prefix: str) -> None:
+        self.parameters, self.prefix = parameters, prefix
 
     def __call__(self, trial: Any) -> None:
         chosen: dict[str, Any] = {}
         for path, p in self.parameters.items():
             if any(chosen.get(key) != value for key, value in p.when.items()):
                 continue
-            name = f"{OVERRIDES_KEY}/{path}"
+            name = f"{self.prefix}/{path}"
             if p.type == "categorical":
                 chosen[path] = trial.suggest_categorical(name, p.choices)
             elif p.type == "int":
@@ -150,8 +149,3 @@ def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: expected a mapping at the top level")
     return payload
-
-
-def describe_errors(error: ValidationError) -> str:
-    """Pydantic's errors as ``field.path: message`` lines, which is what a YAML author needs."""
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in error.errors())

@@ -22,9 +22,9 @@ def rng() -> np.random.Generator:
 @pytest.fixture(scope="session")
 def ray_local():
     """One local Ray for the whole session (start-up costs ~6 s). Four logical CPUs on two cores:
-    trials, Train workers and Ray Data tasks each need a CPU slot of their own (see
-    ../shared/research/ray.md §7.2). The dashboard stays on: Train V2 relies on it to clean up
-    after stopped trials."""
+    trials, Train workers and Ray Data tasks each need a CPU slot of their own, or Ray Data's read
+    tasks never find one beside a trial and the pipeline hangs. The dashboard stays on: Train V2
+    relies on it to clean up after stopped trials."""
     import ray
 
     ray.init(num_cpus=4, include_dashboard=True, object_store_memory=300 * 2**20, log_to_driver=False)

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from training.data.normalize import MEAN, STD
+from training.data.normalise import MEAN, STD
 from training.models import VideoClassifier, create_model
 
 STATE_NAME = "state.pt"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from training.losses.config import CollaborationConfig, ObjectiveConfig
 
@@ -105,5 +105,10 @@ def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfi
         node[leaf] = value
     try:
         return TrainConfig.model_validate(payload)
-    except ValueError as error:
-        raise ValueError(f"{', '.join(overrides)}: {error}") from error
+    except ValidationError as error:
+        raise ValueError(f"{', '.join(overrides)}: {describe_errors(error)}") from None
+
+
+def describe_errors(error: ValidationError) -> str:
+    """Pydantic's errors as ``field.path: message`` lines, which is what a YAML author needs."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<top>'}: {e['msg']}" for e in error.errors())

@@ -23,16 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.checkpoint import exported_members, load_exported, load_training_state, save_training_state
+from training.checkpoint import load_training_state, save_training_state
 from training.config import TrainConfig
 from training.data.shards import Manifest, load_manifest
 from training.data.stream import ClipBatch, ClipSampling
-from training.losses import DistillationObjective
+from training.distiller import Distiller
 from training.metrics import topk_correct
-from training.models import VideoClassifier, create_model
 from training.precision import Precision
 from training.session import Session, TrainSession
-from training.step import StepResult, distillation_step, supervised_step, unwrap
 
 
 def samplings(config: TrainConfig) -> tuple[ClipSampling, ClipSampling]:
@@ -63,21 +61,6 @@ def passes_per_run(config: TrainConfig, manifest: Manifest, world_size: int) -> 
     steps = steps_per_epoch(config, manifest, world_size)
     needed = config.optim.epochs * steps * world_size * config.optim.batch_size
     return -(-needed // clips)
-
-
-def load_teachers(config: TrainConfig, classes: list[str]) -> list[VideoClassifier]:
-    """The exported teachers (an ensemble directory counts as its members), checked against the
-    data they will be asked about."""
-    teachers = []
-    for path in (member for source in config.teachers for member in exported_members(source)):
-        model, card = load_exported(path)
-        if card.classes != classes:
-            raise ValueError(f"teacher {path} was trained on classes {card.classes[:3]}…, the data has {classes[:3]}…")
-        if card.num_frames != config.data.num_frames:
-            frames = config.data.num_frames
-            raise ValueError(f"teacher {path} takes {card.num_frames} frames, data.num_frames is {frames}")
-        teachers.append(model)
-    return teachers
 
 
 def _average_gradients_across_ranks(module: nn.Module, world_size: int) -> None:
@@ -152,56 +135,28 @@ def run_training(config: dict[str, Any], session: Session) -> None:
 
 
 class _Run:
-    """One run's networks, objective, optimisers and schedules, and how far it has got: everything
-    a checkpoint holds, built once so that an epoch and a checkpoint each read as one method."""
+    """One run's distillation and how far it has got: everything a checkpoint holds, built once so
+    that an epoch and a checkpoint each read as one method."""
 
     def __init__(self, cfg: TrainConfig, session: Session) -> None:
         torch.manual_seed(cfg.seed)
         self.cfg, self.session = cfg, session
         self.manifest = load_manifest(cfg.data.path)
         self.steps = steps_per_epoch(cfg, self.manifest, session.world_size)
-        self.precision = Precision.for_device(session.device)
-        self.mutual = cfg.stage == "distill" and cfg.collaboration.mode == "mutual"
         self.epoch = self.step = self.skipped = self.resumes = 0
-
-        classes = self.manifest.classes
-        student = create_model(cfg.model, num_classes=len(classes), num_frames=cfg.data.num_frames, **cfg.model_kwargs)
-        teachers = load_teachers(cfg, classes)
-        self.objective = DistillationObjective(cfg.objective, student, teachers) if cfg.stage == "distill" else None
-        self.model = session.prepare(student, trainable=True)
-        self.teachers = [session.prepare(t, trainable=self.mutual) for t in teachers]
-        parameters = list(student.parameters())
-        if self.objective is not None:
-            self.objective.to(session.device)
-            _average_gradients_across_ranks(self.objective, session.world_size)
-            parameters += list(self.objective.parameters())
-        optim = cfg.optim
-        self.optimizers = {"student": torch.optim.AdamW(parameters, lr=optim.lr, weight_decay=optim.weight_decay)}
-        if self.mutual:
-            self.optimizers["teacher"] = torch.optim.AdamW(
-                self.teachers[0].parameters(), lr=optim.teacher_lr, weight_decay=optim.weight_decay
-            )
-        self.schedulers = {
-            name: torch.optim.lr_scheduler.OneCycleLR(
-                o,
-                max_lr=o.param_groups[0]["lr"],
-                total_steps=self.steps * optim.epochs,
-                pct_start=optim.warmup_fraction,
-            )
-            for name, o in self.optimizers.items()
-        }
+        self.distiller = Distiller.from_config(
+            cfg,
+            self.manifest.classes,
+            total_steps=self.steps * cfg.optim.epochs,
+            precision=Precision.for_device(session.device),
+            prepare=lambda network, trainable: session.prepare(network, trainable=trainable),
+        )
+        _average_gradients_across_ranks(self.distiller.objective, session.world_size)
 
     def restore(self, directory: Path) -> None:
         """Continue from a checkpoint ``checkpoint_writer`` wrote."""
         state, _ = load_training_state(directory)
-        unwrap(self.model).load_state_dict(state["student"])
-        if self.objective is not None:
-            self.objective.load_state_dict(state["objective"])
-        if self.mutual:
-            unwrap(self.teachers[0]).load_state_dict(state["teacher"])
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
-            self.schedulers[name].load_state_dict(state["schedulers"][name])
+        self.distiller.load_state_dict(state)
         self.epoch, self.step, self.skipped = state["epoch"], state["step"], state["skipped"]
         self.resumes = state["resumes"] + 1
         # Crops and dropout go on as if never interrupted (checkpoints written before this key
@@ -217,9 +172,7 @@ class _Run:
             self.skipped += batch.skipped
             if _empty_on_any_rank(len(batch.labels), self.session):
                 continue
-            result = self._step(batch)
-            for scheduler in self.schedulers.values():
-                scheduler.step()
+            result = self.distiller.step(batch.clips, batch.labels)
             self.step += 1
             taken += 1
             for name, value in result.metrics.items():
@@ -232,7 +185,7 @@ class _Run:
         metrics = {
             "epoch": self.epoch,
             "step": self.step,
-            **evaluate(self.model, self.session, self.cfg.optim.batch_size),
+            **evaluate(self.distiller.model, self.session, self.cfg.optim.batch_size),
             "train_loss": sums.pop("loss", 0.0) / batches,
             "train_top1": correct / max(1, seen),
             **{f"train/{name}": value / batches for name, value in sums.items()},
@@ -240,32 +193,11 @@ class _Run:
             "skipped_clips": self.skipped,
             "resumes": self.resumes,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "lr": self.schedulers["student"].get_last_lr()[0],
+            "lr": self.distiller.schedulers["student"].get_last_lr()[0],
         }
-        if self.objective is not None and self.cfg.objective.weighting == "uncertainty":
-            metrics |= {f"weight/{name}": w for name, w in self.objective.current_weights().items()}
+        if self.cfg.stage == "distill" and self.cfg.objective.weighting == "uncertainty":
+            metrics |= {f"weight/{name}": w for name, w in self.distiller.objective.current_weights().items()}
         return metrics
-
-    def _step(self, batch: ClipBatch) -> StepResult:
-        if self.objective is None:
-            return supervised_step(
-                batch.clips,
-                batch.labels,
-                model=self.model,
-                optimizer=self.optimizers["student"],
-                precision=self.precision,
-            )
-        return distillation_step(
-            batch.clips,
-            batch.labels,
-            student=self.model,
-            teachers=self.teachers,
-            objective=self.objective,
-            student_optimizer=self.optimizers["student"],
-            collaboration=self.cfg.collaboration,
-            teacher_optimizer=self.optimizers.get("teacher"),
-            precision=self.precision,
-        )
 
     def checkpoint_writer(self) -> Callable[[Path], None]:
         """Writes the run as it stands now (counters taken at this call) into a directory."""
@@ -273,11 +205,7 @@ class _Run:
 
         def save(directory: Path) -> None:
             state = {
-                "student": unwrap(self.model).state_dict(),
-                "objective": self.objective.state_dict() if self.objective is not None else {},
-                "teacher": unwrap(self.teachers[0]).state_dict() if self.mutual else {},
-                "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
-                "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
+                **self.distiller.state_dict(),
                 **progress,
                 "classes": self.manifest.classes,
                 "torch_rng": torch.get_rng_state(),

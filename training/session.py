@@ -1,10 +1,11 @@
-"""What the training loop asks of its surroundings, and the two Ray implementations of it.
+"""What the training loop asks of its surroundings (:class:`Session`), and its three implementations.
 
-The loop never calls Ray for its context (DESIGN.md section 5): in Ray 2.60 ``ray.train.report``
-raises inside a Tune function, and Train's local mode is refused there, so a single-worker trial
-(run straight in the Tune trainable, seconds of overhead) and a multi-worker one (a
-``TorchTrainer`` launched from the trainable) need different calls for the same four needs:
-report, latest checkpoint, training batches, and rank/world size.
+The loop never calls Ray for its context: in Ray 2.60 ``ray.train.report`` raises inside a Tune
+function and Train's local mode is refused there, so a single-worker trial (run straight in the
+Tune trainable, seconds of overhead) and a multi-worker one (a ``TorchTrainer`` launched from the
+trainable) need different calls for the same needs: where tensors live, how a network is wrapped,
+the training stream, the validation slice, reductions across ranks, reports and the latest
+checkpoint. ``LocalSession`` answers them with no Ray at all (benchmarks, debugging).
 
 Validation clips are decoded in-process by each rank from its slice of the validation shards
 (deterministic sampling, so they are decoded once and cached when small): evaluation then costs

@@ -21,8 +21,9 @@ from bench.ablation import (
     render_curves,
     run_grid,
 )
-from orchestrator.selection import TrialRecord
+from orchestrator.results import TrialRecord
 from orchestrator.sweep import SWEEP_FILE, write_sweep_record
+from orchestrator.trial_spec import TrialSpec
 from search_spaces import load_space
 
 
@@ -120,11 +121,12 @@ def test_a_grid_stopped_before_tune_saved_state_is_not_relaunched_over(tmp_path)
 
 def test_learning_curves_take_each_epochs_last_report_and_average_over_seeds(tmp_path):
     reports = [{"epoch": e, "val_top1": 0.1 * e, "val_top5": 0.5} for e in (1, 2, 3, 4)]
+    spec = TrialSpec.for_sweep(configs(budget(), tmp_path, "ablation")[1], load_space("ablation"))
     resumed = TrialRecord(
-        "t0", tmp_path, {}, [*reports[:3], {"epoch": 3, "val_top1": 0.9, "val_top5": 0.5}, reports[3]]
+        "t0", tmp_path, spec, [*reports[:3], {"epoch": 3, "val_top1": 0.9, "val_top5": 0.5}, reports[3]]
     )
     assert [r["val_top1"] for r in epoch_results(resumed, 4)] == pytest.approx([0.1, 0.2, 0.9, 0.4])
-    assert epoch_results(TrialRecord("t1", tmp_path, {}, reports[:3]), 4) is None
+    assert epoch_results(TrialRecord("t1", tmp_path, spec, reports[:3]), 4) is None
     row = Row("spectrum", [0, 1], [0.4, 0.6], [0.5, 0.5], [[0.1, 0.2, 0.3, 0.4], [0.3, 0.4, 0.5, 0.6]])
     assert render_curves([row], 4).splitlines() == [
         "| row | epoch 1 | epoch 2 | epoch 3 | epoch 4 |",

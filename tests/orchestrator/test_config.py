@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.config import SweepConfig, load_sweep_config, read_sweep_config
-from search_spaces import SearchSpace, available, load_space
+from search_spaces import SearchSpace, available
 from training.config import TrainConfig, with_overrides
 
 
@@ -36,34 +36,9 @@ def test_bad_sweep_fields_are_named(write_sweep, sections: dict, match: str) -> 
         load_sweep_config(write_sweep(**sections))
 
 
-@pytest.mark.parametrize(
-    ("space", "match"),
-    [
-        ({}, "exactly one of 'parameters'"),
-        ({"parameters": {}}, "exactly one of 'parameters'"),
-        ({"parameters": {"objective.kd_temperature": {"type": "float", "low": -2, "high": 4}}}, "kd_temperature"),
-        ({"parameters": {"objective.kd_wieght": {"type": "float", "low": 0.1, "high": 1}}}, "no field 'kd_wieght'"),
-        ({"parameters": {"optim.lr": {"type": "float", "low": 0, "high": 1, "log": True}}}, "log scale needs low > 0"),
-        ({"parameters": {"optim.lr": {"type": "float", "low": 1, "high": 0.1}}}, "low < high"),
-        ({"parameters": {"collaboration.mode": {"type": "categorical"}}}, "non-empty 'choices'"),
-        (
-            {
-                "parameters": {
-                    "collaboration.mutual_temperature": {
-                        "type": "float",
-                        "low": 1,
-                        "high": 4,
-                        "when": {"collaboration.mode": "mutual"},
-                    }
-                }
-            },
-            "not a parameter listed before it",
-        ),
-        ({"variants": {"broken": {"objective.spectrum_weight": -1}}}, r"variants\.broken"),
-    ],
-)
-def test_bad_search_spaces_are_refused_naming_the_parameter(write_sweep, space: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
+def test_a_bad_search_space_is_refused_before_ray_naming_the_parameter(write_sweep) -> None:
+    space = {"parameters": {"objective.kd_wieght": {"type": "float", "low": 0.1, "high": 1}}}
+    with pytest.raises(ValueError, match=r"parameters\.objective\.kd_wieght.*no field 'kd_wieght'"):
         load_sweep_config(write_sweep(space=space))
 
 
@@ -88,27 +63,6 @@ def test_cli_refuses_bad_yaml_with_one_line_and_no_ray(write_sweep, capsys) -> N
     assert code == 2
     assert "tune.num_samples" in capsys.readouterr().err
     assert ray.is_initialized() == started_before
-
-
-def test_unknown_space_name_lists_the_shipped_ones() -> None:
-    with pytest.raises(FileNotFoundError, match="quick"):
-        load_space("does-not-exist")
-
-
-def test_define_by_run_samples_conditionals_only_when_their_condition_holds() -> None:
-    import optuna
-
-    space = load_space("quick")
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    seen_modes = set()
-    for _ in range(12):
-        trial = study.ask()
-        space.define_by_run()(trial)
-        mode = trial.params["overrides/collaboration.mode"]
-        seen_modes.add(mode)
-        assert ("overrides/collaboration.mutual_temperature" in trial.params) == (mode == "mutual")
-        study.tell(trial, 0.0)
-    assert seen_modes == {"frozen", "mutual"}
 
 
 def test_overrides_apply_by_dotted_path_and_revalidate() -> None:

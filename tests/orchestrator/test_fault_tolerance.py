@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.selection import export_best, read_sweep
+from orchestrator.results import read_sweep
+from orchestrator.selection import export_best
 from orchestrator.sweep import run_sweep
 from training.checkpoint import load_exported
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
 
-from orchestrator.report import COST_PNG, CURVES_PNG, PARAMETERS_PNG, cost_points, trial_rows, write_report
-from orchestrator.selection import read_sweep
+from orchestrator.plots import COST_PNG, CURVES_PNG, PARAMETERS_PNG
+from orchestrator.report import cost_points, write_report
+from orchestrator.results import read_sweep, trial_rows
 from training.checkpoint import ModelCard, export_model
 from training.config import DataConfig, OptimConfig, TrainConfig
 from training.data.shards import Manifest, SplitInfo, write_manifest
@@ -50,56 +50,15 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return export_model(tmp_path_factory.mktemp("teacher") / "teacher", model, card)
 
 
-def base_config(teachers: list[str], tmp: Path) -> dict[str, Any]:
-    """A distillation config as ``param_space`` stores it; the dataset is deliberately absent."""
-    config = TrainConfig(
+def base_config(teachers: list[str], tmp: Path) -> TrainConfig:
+    """A distillation config whose dataset is deliberately absent."""
+    return TrainConfig(
         stage="distill",
         data=DataConfig(path=str(tmp / "data"), num_frames=8, size=32),
         model="tsm_mobilenet_v2",
         teachers=teachers,
         optim=OptimConfig(epochs=EPOCHS, batch_size=8),
     )
-    return config.model_dump(mode="json")
-
-
-def write_trial(sweep: Path, index: int, params: dict[str, Any], curve: list[float], trial_id: str) -> Path:
-    """A trial directory as Tune writes it: ``params.json`` and one ``result.json`` line per report."""
-    directory = sweep / f"specdistill_trial_{trial_id}_{index}_2026-11-27_06-00-00"
-    directory.mkdir(parents=True)
-    (directory / "params.json").write_text(json.dumps(params, indent=2, sort_keys=True))
-    lines = []
-    for epoch, top1 in enumerate(curve, start=1):
-        checkpoint = directory / f"checkpoint_{epoch - 1:06d}"
-        checkpoint.mkdir()
-        result = {
-            "epoch": epoch,
-            "step": 12 * epoch,
-            "val_top1": top1,
-            "val_top5": min(1.0, top1 + 0.3),
-            "val_loss": 2.5 - top1,
-            "val_skipped": 0.0,
-            "train_loss": 3.0 - top1,
-            "clips_per_s": 4.1,
-            "timestamp": 1795758333 + epoch,
-            "checkpoint_dir_name": checkpoint.name,
-            "should_checkpoint": True,
-            "done": False,
-            "training_iteration": epoch,
-            "trial_id": trial_id,
-            "date": "2026-11-27_06-00-30",
-            "time_this_iter_s": 24.9,
-            "time_total_s": 24.9 * epoch,
-            "pid": 21591,
-            "hostname": "vm",
-            "node_ip": "192.0.2.2",
-            "config": params,
-            "time_since_restore": 24.9 * epoch,
-            "iterations_since_restore": epoch,
-        }
-        lines.append(json.dumps(result) + "\n")
-    if lines:
-        (directory / "result.json").write_text("".join(lines))
-    return directory
 
 
 def write_dataset_manifest(directory: Path, num_classes: int) -> None:
@@ -111,28 +70,18 @@ def write_dataset_manifest(directory: Path, num_classes: int) -> None:
     write_manifest(directory, Manifest(classes=classes, splits={"val": split}, source="test"))
 
 
-def constants(train: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "train": train,
-        "resources": {"workers": 1, "cpus_per_worker": 1.0, "gpus_per_worker": 0.0, "worker_max_failures": 1},
-        "train_runs": "unused",
-        "metric": "val_top1",
-        "mode": "max",
-        "keep_checkpoints": 2,
-    }
-
-
-def make_search_sweep(root: Path, teachers: list[str]) -> Path:
+def make_search_sweep(files, root: Path, teachers: list[str]) -> Path:
+    """The ``TRIALS`` as an Optuna sweep of the ``quick`` space left them (``files``: ``sweep_files``)."""
     sweep = root / "demo-distill"
     train = base_config(teachers, root)
     for index, (trial_id, (overrides, curve)) in enumerate(TRIALS.items()):
-        write_trial(sweep, index, constants(train) | {"overrides": overrides}, curve, trial_id)
+        files.write_trial(sweep, index, files.params(train, overrides=overrides), curve, trial_id)
     return sweep
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory, teacher: Path) -> Path:
-    return make_search_sweep(tmp_path_factory.mktemp("runs"), [str(teacher)])
+def sweep(tmp_path_factory: pytest.TempPathFactory, teacher: Path, sweep_files) -> Path:
+    return make_search_sweep(sweep_files, tmp_path_factory.mktemp("runs"), [str(teacher)])
 
 
 @pytest.fixture(scope="module")
@@ -190,9 +139,9 @@ def test_cost_points_put_the_teacher_above_the_cheaper_students(sweep: Path, tea
     assert all(0 < s.gflops < teachers[0].gflops for s in students.values())
 
 
-def test_a_missing_teacher_is_noted_and_the_students_still_plotted(tmp_path: Path) -> None:
+def test_a_missing_teacher_is_noted_and_the_students_still_plotted(tmp_path: Path, sweep_files) -> None:
     write_dataset_manifest(tmp_path / "data", num_classes=10)
-    sweep = make_search_sweep(tmp_path, [str(tmp_path / "gone")])
+    sweep = make_search_sweep(sweep_files, tmp_path, [str(tmp_path / "gone")])
     points, notes = cost_points(trial_rows(read_sweep(sweep), "val_top1", "max"), "val_top1")
     assert {p.role for p in points} == {"student"}
     assert len(notes) == 1 and "gone" in notes[0]
@@ -200,18 +149,18 @@ def test_a_missing_teacher_is_noted_and_the_students_still_plotted(tmp_path: Pat
     assert "gone" in page and COST_PNG in page
 
 
-def test_without_teacher_or_dataset_the_flops_plot_is_left_out_with_notes(tmp_path: Path) -> None:
-    sweep = make_search_sweep(tmp_path, [str(tmp_path / "gone")])
+def test_without_teacher_or_dataset_the_flops_plot_is_left_out_with_notes(tmp_path: Path, sweep_files) -> None:
+    sweep = make_search_sweep(sweep_files, tmp_path, [str(tmp_path / "gone")])
     page = write_report(sweep, tmp_path / "out").read_text()
     assert "gone" in page and "count classes" in page and COST_PNG not in page
 
 
-def test_grid_sweeps_list_variant_and_seed(tmp_path: Path, teacher: Path) -> None:
+def test_grid_sweeps_list_variant_and_seed(tmp_path: Path, teacher: Path, sweep_files) -> None:
     train = base_config([str(teacher)], tmp_path)
     variants = {"kd_only": {"objective.spectrum_weight": 0.0}, "full": {}}
     for index, (variant, seed) in enumerate([("kd_only", 0), ("full", 0), ("full", 1)]):
-        params = constants(train) | {"variants": variants, "variant": variant, "seed": seed}
-        write_trial(tmp_path / "grid", index, params, [0.1 * (index + 1)] * EPOCHS, f"g_{index}")
+        params = sweep_files.params(train, variants=variants, variant=variant, seed=seed)
+        sweep_files.write_trial(tmp_path / "grid", index, params, [0.1 * (index + 1)] * EPOCHS, f"g_{index}")
     rows = table_rows((write_report(tmp_path / "grid").parent / "report.md").read_text())
     assert rows["g_2"][:2] == ["1", "g_2"] and rows["g_2"][6:] == ["full", "1"]
     assert rows["g_0"][6:] == ["kd_only", "0"]

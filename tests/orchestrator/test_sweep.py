@@ -10,7 +10,8 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.evaluation import evaluate_export
-from orchestrator.selection import export_best, rank_trials, read_sweep
+from orchestrator.results import read_sweep
+from orchestrator.selection import export_best, rank_trials
 from orchestrator.sweep import run_sweep
 from training.checkpoint import load_exported
 
@@ -40,11 +41,11 @@ def test_optuna_sweep_with_asha_stops_a_bad_trial_and_exports_the_best(
     grid = run_sweep(config)
     assert grid.num_errors == 0 and len(grid) == 3
     trials = read_sweep(grid.experiment_path)
-    learning_rates = [t.params["overrides"]["optim.lr"] for t in trials]
+    learning_rates = [t.spec.overrides["optim.lr"] for t in trials]
     assert sorted(learning_rates) == [1e-6, 0.3, 0.3]
-    epochs_run = {t.params["overrides"]["optim.lr"]: [] for t in trials}
+    epochs_run = {t.spec.overrides["optim.lr"]: [] for t in trials}
     for trial in trials:
-        epochs_run[trial.params["overrides"]["optim.lr"]].append(trial.results[-1]["epoch"])
+        epochs_run[trial.spec.overrides["optim.lr"]].append(trial.results[-1]["epoch"])
     assert epochs_run[1e-6] == [2]
     assert 1 in epochs_run[0.3], f"ASHA stopped no trial early: {epochs_run}"
     for trial in trials:
@@ -52,7 +53,7 @@ def test_optuna_sweep_with_asha_stops_a_bad_trial_and_exports_the_best(
         assert {"val_top1", "val_top5", "val_loss", "train/kd", "train/spectrum", "clips_per_s"} <= set(result)
 
     best = rank_trials(grid.experiment_path, "val_loss", "min")[0]
-    assert best.record.params["overrides"]["optim.lr"] == 1e-6
+    assert best.record.spec.overrides["optim.lr"] == 1e-6
     exported = export_best(grid.experiment_path, tmp_path / "best", metric="val_loss", mode="min")[0]
     _, card = load_exported(exported)
     assert card.model == "tsm_mobilenet_v2" and card.num_frames == 8 and card.size == 32

@@ -13,10 +13,10 @@ import copy
 import pytest
 import torch
 
+from training.distiller import Distiller
 from training.losses import CollaborationConfig, DistillationObjective, ObjectiveConfig
 from training.models import create_model
 from training.precision import Precision
-from training.step import distillation_step
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -60,24 +60,18 @@ def test_every_term_under_bf16_autocast_is_within_rounding_of_float32_on_the_cpu
 
 @pytest.mark.parametrize("mode", ["frozen", "mutual"])
 def test_a_distillation_step_runs_on_the_gpu_and_moves_the_right_weights(mode: str):
-    student, teacher = (m.to(CUDA) for m in _pair())
-    objective = DistillationObjective(ObjectiveConfig(), student, [teacher]).to(CUDA)
-    optimizer = torch.optim.AdamW([*student.parameters(), *objective.parameters()], lr=1e-3)
-    teacher_optimizer = torch.optim.AdamW(teacher.parameters(), lr=1e-3) if mode == "mutual" else None
+    student, teacher = _pair()
+    distiller = Distiller(
+        student,
+        [teacher],
+        objective=ObjectiveConfig(),
+        collaboration=CollaborationConfig(mode=mode),
+        precision=Precision.for_device(CUDA),
+    )
     teacher_before = teacher.fc.weight.detach().clone()
     clips, labels = torch.randn(4, 3, 8, 64, 64, device=CUDA), torch.tensor([0, 1, 2, 3], device=CUDA)
     for _ in range(2):  # the second step reads the teacher-energy cache (frozen) or refills it (mutual)
-        result = distillation_step(
-            clips,
-            labels,
-            student=student,
-            teachers=[teacher],
-            objective=objective,
-            student_optimizer=optimizer,
-            teacher_optimizer=teacher_optimizer,
-            collaboration=CollaborationConfig(mode=mode),
-            precision=Precision.for_device(CUDA),
-        )
+        result = distiller.step(clips, labels)
     assert all(torch.isfinite(torch.tensor(v)) for v in result.metrics.values()), result.metrics
     assert result.logits.device.type == "cuda"
     assert torch.equal(teacher.fc.weight, teacher_before) == (mode == "frozen")

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import loop
 from training.config import TrainConfig, with_overrides
 from training.data.stream import ClipBatch, ClipSampling, clip_dataset
+from training.distiller import Distiller, StepResult
 from training.loop import passes_per_run, run_training, samplings, steps_per_epoch
 from training.session import LocalSession, ray_data_batches
-from training.step import StepResult, supervised_step
 
 CPU = torch.device("cpu")
 
@@ -117,12 +116,14 @@ def test_epoch_means_count_the_steps_each_epoch_took(motion_shards, monkeypatch)
     config = _config(data_dir, epochs=2, max_steps_per_epoch=3)
     losses: list[float] = []
 
-    def recorded_step(*args, **kwargs) -> StepResult:
-        result = supervised_step(*args, **kwargs)
+    original = Distiller.step
+
+    def recorded_step(self: Distiller, clips: torch.Tensor, labels: torch.Tensor) -> StepResult:
+        result = original(self, clips, labels)
         losses.append(result.metrics["loss"])
         return result
 
-    monkeypatch.setattr(loop, "supervised_step", recorded_step)
+    monkeypatch.setattr(Distiller, "step", recorded_step)
     train, val = samplings(config)
     session = _LosingFirstBatchSession(
         manifest.shard_paths(data_dir, "train"), manifest.shard_paths(data_dir, "val"), train, val

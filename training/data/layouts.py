@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMATS = ("folder", "kinetics", "ssv2", "jester")
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".webm", ".mkv"})
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
 KINETICS_SPLITS = {"train": "train", "validate": "val", "val": "val", "test": "test"}
@@ -90,15 +89,39 @@ class _Annotation:
     split: str
 
 
+LayoutReader = Callable[[Path], Layout]
+# Format name → reader, filled by ``@layout`` beside each reader: the one list of formats, from
+# which the CLI's choices and ``read_layout``'s dispatch both come.
+LAYOUTS: dict[str, LayoutReader] = {}
+
+
+def layout(name: str) -> Callable[[LayoutReader], LayoutReader]:
+    """Register a reader as ingest format ``name``."""
+
+    def register(reader: LayoutReader) -> LayoutReader:
+        if name in LAYOUTS:
+            raise ValueError(f"ingest format {name!r} is registered twice")
+        LAYOUTS[name] = reader
+        return reader
+
+    return register
+
+
+def formats() -> list[str]:
+    """The ingest formats, in registration order."""
+    return list(LAYOUTS)
+
+
 def read_layout(source: Path, fmt: str) -> Layout:
     """Parse ``source`` as layout ``fmt``; raises when ``source`` or an annotation file is missing."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown ingest format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if fmt not in LAYOUTS:
+        raise ValueError(f"unknown ingest format {fmt!r}; expected one of {', '.join(LAYOUTS)}")
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: source directory not found")
-    return {"folder": read_folder, "kinetics": read_kinetics, "ssv2": read_ssv2, "jester": read_jester}[fmt](source)
+    return LAYOUTS[fmt](source)
 
 
+@layout("folder")
 def read_folder(source: Path) -> Layout:
     """``SRC/<class>/<file>`` → candidates without a split (``split=None``)."""
     rejects: list[Reject] = []
@@ -134,6 +157,7 @@ def read_folder(source: Path) -> Layout:
     return Layout(classes, candidates, rejects)
 
 
+@layout("kinetics")
 def read_kinetics(source: Path) -> Layout:
     """Kinetics CSVs in ``SRC`` → candidates for the videos found by name below ``SRC``."""
     tables = sorted(source.glob("*.csv"))
@@ -180,6 +204,7 @@ def _kinetics_annotation(row: dict[str | Any, Any], where: str) -> _Annotation |
     return _Annotation(where, clip_id, label, KINETICS_SPLITS[split])
 
 
+@layout("ssv2")
 def read_ssv2(source: Path) -> Layout:
     """Something-Something V2 JSON annotations → candidates for ``<id>.webm`` found below ``SRC``."""
     labels_path = source / "labels.json"
@@ -213,6 +238,7 @@ def read_ssv2(source: Path) -> Layout:
     return Layout(classes, candidates, rejects + more_rejects)
 
 
+@layout("jester")
 def read_jester(source: Path) -> Layout:
     """Jester ``id;label`` CSVs → candidates for the frame folders, encoded into one clip each at ingest."""
     annotations: list[_Annotation] = []

@@ -1,4 +1,4 @@
-"""Parquet clip shards and the ``dataset.json`` manifest beside them (DESIGN.md section 4).
+"""Parquet clip shards and the ``dataset.json`` manifest beside them.
 
 One row per clip holding the encoded file as stored, so a shard is as compact as the source and
 any worker can decode any clip. Rows are buffered into small row groups and files roll over at a

@@ -22,7 +22,7 @@ from ray.data.collate_fn import NumpyBatchCollateFn
 from torch import Tensor
 
 from training.data.codec import DecodeError, decode_clip
-from training.data.normalize import normalise
+from training.data.normalise import normalise
 from training.data.sampling import multi_clip_indices, tsn_indices
 from training.data.transforms import clip_transform
 from training.threads import single_threaded_torch

@@ -1,11 +1,13 @@
-"""The paper's loss terms (DESIGN.md §2), each a small function, composed by :class:`DistillationObjective`."""
+"""The paper's loss terms, each a small function with a :class:`LossTerm` around it, composed by
+:class:`DistillationObjective` (the student's half) and :class:`TeacherObjective` (the teacher's)."""
 
-from training.losses.config import CollaborationConfig, ObjectiveConfig, TapPair
-from training.losses.feature import feature_loss
-from training.losses.kd import kd_loss, mutual_loss, softened_kl
-from training.losses.objective import DistillationObjective, ObjectiveOutput, ensemble_logits
+from training.losses.config import CE_ONLY, CollaborationConfig, ObjectiveConfig, TapPair
+from training.losses.feature import FeatureTerm, feature_loss
+from training.losses.kd import LogitKDTerm, ensemble_logits, kd_loss, mutual_loss, softened_kl
+from training.losses.objective import TERMS, DistillationObjective, TeacherObjective
 from training.losses.parameter import (
     KernelPair,
+    ParameterTerm,
     dct2,
     kernel_frequency_energy,
     parameter_distribution_loss,
@@ -13,24 +15,38 @@ from training.losses.parameter import (
 )
 from training.losses.spectrum import (
     SpectrumOptions,
+    SpectrumTerm,
     TapAdapter,
+    TapAdapters,
     TemporalSpectrum,
     spectrum_loss,
     temporal_spectrum,
 )
+from training.losses.terms import CrossEntropyTerm, LossTerm, ObjectiveOutput, TermInputs
 from training.losses.weighting import FixedWeighting, UncertaintyWeighting
 
 __all__ = [
+    "CE_ONLY",
+    "TERMS",
     "CollaborationConfig",
+    "CrossEntropyTerm",
     "DistillationObjective",
+    "FeatureTerm",
     "FixedWeighting",
     "KernelPair",
+    "LogitKDTerm",
+    "LossTerm",
     "ObjectiveConfig",
     "ObjectiveOutput",
+    "ParameterTerm",
     "SpectrumOptions",
+    "SpectrumTerm",
     "TapAdapter",
+    "TapAdapters",
     "TapPair",
+    "TeacherObjective",
     "TemporalSpectrum",
+    "TermInputs",
     "UncertaintyWeighting",
     "dct2",
     "ensemble_logits",

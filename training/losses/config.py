@@ -40,8 +40,9 @@ PositiveFloat = Field(gt=0)
 
 class ObjectiveConfig(BaseModel):
     """Loss terms and their weights. Greek letters are the paper's: α=kd_weight, β=spectrum_weight,
-    γ=parameter_weight, τ_kd=kd_temperature, τ_p=parameter_temperature. A weight of 0 switches a
-    term off entirely (nothing is computed for it)."""
+    γ=parameter_weight, τ_kd=kd_temperature, τ_p=parameter_temperature. Every ``<term>_weight``
+    field is one term of ``training.losses.objective.TERMS``; a weight of 0 switches its term off
+    entirely (nothing is computed for it), and so does leaving it out of ``terms`` when that is set."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -50,6 +51,13 @@ class ObjectiveConfig(BaseModel):
     spectrum_weight: float = Field(1.0, ge=0)
     parameter_weight: float = Field(0.1, ge=0)
     feature_weight: float = Field(0.0, ge=0, description="FitNets raw-feature MSE baseline")
+    terms: list[str] | None = Field(
+        None,
+        description=(
+            "only these terms are on, at their weights; the others count as 0. A grid row (ablation) "
+            "names what it switches on, so a new term is off in every row without editing them"
+        ),
+    )
     kd_temperature: float = Field(4.0, gt=0)
     parameter_temperature: float = Field(1.0, gt=0)
     taps: list[TapPair] = Field(default_factory=lambda: _pairs("stage2", "stage3", "stage4"))
@@ -62,24 +70,33 @@ class ObjectiveConfig(BaseModel):
 
     @model_validator(mode="after")
     def _terms_have_what_they_need(self) -> ObjectiveConfig:
-        if not self.active_weights():
-            raise ValueError("every loss weight is 0: at least one of ce/kd/spectrum/parameter/feature must be > 0")
-        if (self.spectrum_weight > 0 or self.feature_weight > 0) and not self.taps:
+        weights = self.weights()
+        for name in self.terms or []:
+            if name not in weights:
+                raise ValueError(f"terms: unknown term {name!r}; the terms are {', '.join(weights)}")
+            if weights[name] == 0:
+                raise ValueError(f"terms lists {name!r} but {name}_weight is 0: give it a weight")
+        active = self.active_weights()
+        if not active:
+            raise ValueError(f"every loss weight is 0: at least one of {'/'.join(weights)} must be > 0")
+        if ("spectrum" in active or "feature" in active) and not self.taps:
             raise ValueError("taps is empty but spectrum_weight or feature_weight is > 0: name at least one tap pair")
-        if self.parameter_weight > 0 and not self.parameter_stages:
+        if "parameter" in active and not self.parameter_stages:
             raise ValueError("parameter_stages is empty but parameter_weight is > 0: name at least one stage pair")
         return self
 
+    def weights(self) -> dict[str, float]:
+        """Term name → configured weight, for every term, in field order."""
+        return {
+            name.removesuffix("_weight"): getattr(self, name)
+            for name in type(self).model_fields
+            if name.endswith("_weight")
+        }
+
     def active_weights(self) -> dict[str, float]:
         """Term name → weight, for every term that is switched on."""
-        weights = {
-            "ce": self.ce_weight,
-            "kd": self.kd_weight,
-            "spectrum": self.spectrum_weight,
-            "parameter": self.parameter_weight,
-            "feature": self.feature_weight,
-        }
-        return {name: w for name, w in weights.items() if w > 0}
+        listed = self.weights() if self.terms is None else {n: w for n, w in self.weights().items() if n in self.terms}
+        return {name: w for name, w in listed.items() if w > 0}
 
 
 class CollaborationConfig(BaseModel):
@@ -91,3 +108,7 @@ class CollaborationConfig(BaseModel):
     mode: Literal["frozen", "mutual"] = "frozen"
     mutual_weight: float = Field(1.0, ge=0)
     mutual_temperature: float = Field(4.0, gt=0)
+
+
+CE_ONLY = ObjectiveConfig(terms=["ce"])
+"""Cross-entropy alone: a teacher's training, and the student trained without a teacher."""

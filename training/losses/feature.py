@@ -9,6 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from training.losses.config import ObjectiveConfig
+from training.losses.terms import LossTerm, TermInputs
+from training.models.base import VideoClassifier
+
 
 def feature_loss(student_features: Sequence[Tensor], teacher_features: Sequence[Tensor]) -> Tensor:
     """Mean over tap pairs of the element-wise MSE between adapted student and teacher taps of equal shape."""
@@ -25,3 +29,20 @@ def feature_loss(student_features: Sequence[Tensor], teacher_features: Sequence[
             )
         terms.append(F.mse_loss(student, teacher))
     return torch.stack(terms).mean()
+
+
+class FeatureTerm(LossTerm):
+    """:func:`feature_loss` of the adapted student taps against each teacher's, averaged over teachers."""
+
+    uses_taps = True
+
+    def __init__(self, config: ObjectiveConfig, student: VideoClassifier, teachers: Sequence[VideoClassifier]) -> None:
+        super().__init__(config, student, teachers)
+        self.pairs = list(config.taps)
+
+    def forward(self, inputs: TermInputs) -> Tensor:
+        adapted = [
+            inputs.adapters.adapted(self.pairs, inputs.student_out, teacher_out, index)
+            for index, teacher_out in enumerate(inputs.teacher_outs)
+        ]
+        return torch.stack([feature_loss(students, targets) for students, targets in adapted]).mean()

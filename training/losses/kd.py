@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from training.losses.config import ObjectiveConfig
+from training.losses.terms import LossTerm, TermInputs
+from training.models.base import VideoClassifier
 
 
 def softened_kl(target_logits: Tensor, input_logits: Tensor, temperature: float) -> Tensor:
@@ -34,3 +42,26 @@ def mutual_loss(teacher_logits: Tensor, student_logits: Tensor, temperature: flo
     """Teacher side of collaborative learning: ``τ_c² · KL(p_s || p_t)``, pulling the teacher's posterior
     towards what the student can represent. The student is detached so only the teacher learns from it."""
     return softened_kl(student_logits.detach(), teacher_logits, temperature)
+
+
+def ensemble_logits(teacher_logits: Sequence[Tensor], temperature: float) -> Tensor:
+    """Logits whose softmax at ``temperature`` is the mean of the members' softened probabilities.
+
+    ``τ · log mean_i softmax(z_i/τ)``: a single teacher's logits come back up to a constant shift.
+    """
+    if len(teacher_logits) == 1:
+        return teacher_logits[0]
+    log_probs = torch.stack([F.log_softmax(z / temperature, dim=1) for z in teacher_logits])
+    return temperature * (torch.logsumexp(log_probs, dim=0) - math.log(len(teacher_logits)))
+
+
+class LogitKDTerm(LossTerm):
+    """:func:`kd_loss` against the teachers' mean softened probabilities (an ensemble's, or one teacher's)."""
+
+    def __init__(self, config: ObjectiveConfig, student: VideoClassifier, teachers: Sequence[VideoClassifier]) -> None:
+        super().__init__(config, student, teachers)
+        self.temperature = config.kd_temperature
+
+    def forward(self, inputs: TermInputs) -> Tensor:
+        target = ensemble_logits([t.logits.detach() for t in inputs.teacher_outs], self.temperature)
+        return kd_loss(inputs.student_out.logits, target, self.temperature)

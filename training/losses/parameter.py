@@ -21,6 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from training.losses.config import ObjectiveConfig
+from training.losses.terms import LossTerm, TermInputs, check_taps
+from training.models.base import VideoClassifier
+
 KernelMismatch = Literal["resample", "error"]
 _EPS = 1e-12
 
@@ -178,3 +182,29 @@ def spatial_kernels(module: torch.nn.Module) -> list[Tensor]:
         for m in module.modules()
         if isinstance(m, torch.nn.Conv2d | torch.nn.Conv3d) and m.weight.shape[-1] * m.weight.shape[-2] > 1
     ]
+
+
+class ParameterTerm(LossTerm):
+    """:func:`parameter_distribution_loss` over the paired stages' spatial kernels, averaged over
+    teachers; a frozen teacher's energy maps are computed once (:class:`TeacherEnergyCache`)."""
+
+    def __init__(self, config: ObjectiveConfig, student: VideoClassifier, teachers: Sequence[VideoClassifier]) -> None:
+        super().__init__(config, student, teachers)
+        check_taps("objective.parameter_stages", config.parameter_stages, student, teachers)
+        self.pairs = list(config.parameter_stages)
+        self.temperature, self.mismatch = config.parameter_temperature, config.kernel_mismatch
+        self.teacher_energies = TeacherEnergyCache()
+
+    def forward(self, inputs: TermInputs) -> Tensor:
+        return torch.stack([self._against(inputs.student, teacher) for teacher in inputs.teachers]).mean()
+
+    def _against(self, student: VideoClassifier, teacher: VideoClassifier) -> Tensor:
+        pairs = [
+            KernelPair(
+                student=spatial_kernels(student.stages[pair.student]),
+                teacher=spatial_kernels(teacher.stages[pair.teacher]),
+                name=pair.key(),
+            )
+            for pair in self.pairs
+        ]
+        return parameter_distribution_loss(pairs, self.temperature, self.mismatch, self.teacher_energies)

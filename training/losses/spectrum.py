@@ -14,6 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from training.losses.config import ObjectiveConfig, TapPair
+from training.losses.terms import LossTerm, TermInputs
+from training.models.base import ModelOutput, VideoClassifier
+
 _EPS = 1e-8
 
 
@@ -177,3 +181,69 @@ class TapAdapter(nn.Module):
         if student.shape[-2:] != teacher_spatial:
             return F.adaptive_avg_pool3d(student, (student.shape[2], *teacher_spatial))
         return student
+
+
+class TapAdapters(nn.ModuleDict):
+    """One :class:`TapAdapter` per teacher and tap pair, keyed ``t<teacher>:<student>-><teacher>``:
+    learnable parts of the objective, shared by every term that compares taps."""
+
+    def __init__(self, pairs: Sequence[TapPair], student: VideoClassifier, teachers: Sequence[VideoClassifier]) -> None:
+        super().__init__(
+            {
+                self.key(index, pair): TapAdapter(
+                    student.taps[pair.student].channels, teacher.taps[pair.teacher].channels
+                )
+                for index, teacher in enumerate(teachers)
+                for pair in pairs
+            }
+        )
+
+    @staticmethod
+    def key(teacher_index: int, pair: TapPair) -> str:
+        return f"t{teacher_index}:{pair.student}->{pair.teacher}"
+
+    def adapted(
+        self, pairs: Sequence[TapPair], student_out: ModelOutput, teacher_out: ModelOutput, teacher_index: int
+    ) -> tuple[list[Tensor], list[Tensor]]:
+        """The student's taps mapped onto teacher ``teacher_index``'s shapes, and that teacher's
+        taps (detached), pair by pair."""
+        students, targets = [], []
+        for pair in pairs:
+            target = teacher_out.features[pair.teacher].detach()
+            adapter = self[self.key(teacher_index, pair)]
+            students.append(adapter(student_out.features[pair.student], tuple(target.shape[-2:])))
+            targets.append(target)
+        return students, targets
+
+
+class SpectrumTerm(LossTerm):
+    """``L_spec`` of the adapted student taps against each teacher's, averaged over teachers. Each
+    student side goes through :meth:`TapAdapter.spectrum` (the same value as ``spectrum_loss`` of
+    the adapted taps, without the teacher-wide FFT)."""
+
+    uses_taps = True
+
+    def __init__(self, config: ObjectiveConfig, student: VideoClassifier, teachers: Sequence[VideoClassifier]) -> None:
+        super().__init__(config, student, teachers)
+        self.pairs = list(config.taps)
+        self.options = SpectrumOptions(config.spectrum_log_amplitude, config.spectrum_low_bins, config.spectrum_phase)
+
+    def forward(self, inputs: TermInputs) -> Tensor:
+        return torch.stack(
+            [self._against(inputs, index, teacher_out) for index, teacher_out in enumerate(inputs.teacher_outs)]
+        ).mean()
+
+    def _against(self, inputs: TermInputs, teacher_index: int, teacher_out: ModelOutput) -> Tensor:
+        distances = []
+        for pair in self.pairs:
+            student = inputs.student_out.features[pair.student]
+            target = teacher_out.features[pair.teacher].detach()
+            if student.shape[2] != target.shape[2]:
+                raise ValueError(
+                    f"spectrum tap {pair.student!r}->{pair.teacher!r}: student has {student.shape[2]} time steps, "
+                    f"teacher {target.shape[2]} (time lengths must match to compare temporal spectra)"
+                )
+            adapter = inputs.adapters[TapAdapters.key(teacher_index, pair)]
+            spectrum = adapter.spectrum(student, tuple(target.shape[-2:]), self.options)
+            distances.append(spectrum_distance(spectrum, temporal_spectrum(target, self.options)))
+        return torch.stack(distances).mean()

@@ -3,7 +3,7 @@
 from training.models import tsm, video3d  # noqa: F401  (fill the registry)
 from training.models.base import ModelOutput, TapInfo, VideoClassifier
 from training.models.describe import ModelDescription, describe
-from training.models.registry import create_model, list_models, load_weights, register_model
+from training.models.registry import create_model, list_models, register_model
 
 __all__ = [
     "ModelDescription",
@@ -13,6 +13,5 @@ __all__ = [
     "create_model",
     "describe",
     "list_models",
-    "load_weights",
     "register_model",
 ]

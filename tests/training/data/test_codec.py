@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from training.data.codec import DecodeError, decode_clip, encode_clip, probe_clip
-from training.data.synthetic import render_clip
+from training.data.embedded import render_clip
 
 
 def _smooth_clip(frames: int = 8, height: int = 48, width: int = 64) -> np.ndarray:

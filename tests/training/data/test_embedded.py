@@ -7,9 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from training.data.codec import probe_clip
-from training.data.embedded import SynthSpec, write_embedded_dataset
+from training.data.embedded import MOTION_CLASSES, SynthSpec, write_embedded_dataset
 from training.data.shards import load_manifest
-from training.data.synthetic import MOTION_CLASSES
 
 
 def _table(root: Path, split: str):

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from training.data.codec import decode_clip, encode_clip, probe_clip
+from training.data.embedded import render_clip
 from training.data.ingest import ingest, val_clips
 from training.data.shards import load_manifest
-from training.data.synthetic import render_clip
 
 NUM_FRAMES, SIZE = 4, 32
 # extension → (PyAV muxer, codec) beside encode_clip's MP4: real files of each kind, as a user's tree holds

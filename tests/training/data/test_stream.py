@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from training.data.normalize import MEAN, STD
+from training.data.normalise import MEAN, STD
 from training.data.stream import (
     ClipBatch,
     ClipCollate,

@@ -3,8 +3,7 @@ import pytest
 import scipy.special
 import torch
 
-from training.losses.kd import kd_loss, mutual_loss
-from training.losses.objective import ensemble_logits
+from training.losses.kd import ensemble_logits, kd_loss, mutual_loss
 
 
 def reference_kd(student: np.ndarray, teacher: np.ndarray, tau: float) -> float:

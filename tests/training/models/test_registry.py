@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from training.models import create_model, describe, list_models, load_weights
+from training.models import create_model, describe, list_models
 
 ALL_MODELS = ["mc3_18", "r2plus1d_18", "r3d_18", "tsm_mobilenet_v2", "tsm_resnet18", "tsm_resnet50"]
 
@@ -56,26 +56,6 @@ def test_probing_taps_leaves_batchnorm_statistics_untouched():
     assert model.training
     bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert int(bn.num_batches_tracked) == 0
-
-
-def test_load_weights_round_trips_a_state_dict(tmp_path):
-    model = create_model("tsm_mobilenet_v2", num_classes=3, num_frames=4)
-    torch.save(model.state_dict(), tmp_path / "w.pt")
-    other = load_weights(create_model("tsm_mobilenet_v2", num_classes=3, num_frames=4), tmp_path / "w.pt")
-    for a, b in zip(model.state_dict().values(), other.state_dict().values(), strict=True):
-        torch.testing.assert_close(a, b)
-
-
-def test_load_weights_names_the_file_when_it_is_missing_corrupt_or_for_another_model(tmp_path):
-    model = create_model("tsm_mobilenet_v2", num_classes=3, num_frames=4)
-    with pytest.raises(FileNotFoundError, match=r"nothing\.pt"):
-        load_weights(model, tmp_path / "nothing.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"junk\.pt"):
-        load_weights(model, tmp_path / "junk.pt")
-    torch.save(create_model("tsm_resnet18", num_classes=3, num_frames=4).state_dict(), tmp_path / "other.pt")
-    with pytest.raises(ValueError, match=r"other\.pt.*do not fit"):
-        load_weights(model, tmp_path / "other.pt")
 
 
 def test_describe_counts_parameters_and_flops_and_the_student_is_cheaper():

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 
 import torch
 
-from training.data.normalize import clips_to_tensor
-from training.data.synthetic import MOTION_CLASSES, render_dataset
-from training.losses import CollaborationConfig, DistillationObjective, ObjectiveConfig
+from training.config import OptimConfig
+from training.data.embedded import MOTION_CLASSES, render_dataset
+from training.data.normalise import clips_to_tensor
+from training.distiller import Distiller
+from training.losses import CollaborationConfig, ObjectiveConfig
 from training.metrics import topk_correct
 from training.models import VideoClassifier, create_model
-from training.step import StepResult, distillation_step, supervised_step
 
 
 @dataclass(frozen=True)
@@ -61,30 +62,30 @@ def evaluate_top1(model: VideoClassifier, clips: torch.Tensor, labels: torch.Ten
 
 
 def _train(
+    distiller: Distiller,
     steps: int,
     batch_size: int,
     data: tuple[torch.Tensor, torch.Tensor],
     seed: int,
-    step: Callable[[torch.Tensor, torch.Tensor], StepResult],
-    optimizers: list[torch.optim.Optimizer],
-    lr: float,
     log: Callable[[int, dict[str, float]], None],
 ) -> list[dict[str, float]]:
+    """``steps`` steps on batches drawn with replacement from ``data`` by a generator seeded ``seed``."""
     clips, labels = data
-    schedules = [
-        torch.optim.lr_scheduler.OneCycleLR(o, max_lr=lr, total_steps=steps, pct_start=0.15) for o in optimizers
-    ]
     generator = torch.Generator().manual_seed(seed)
     history = []
     for index in range(1, steps + 1):
         batch = torch.randint(0, len(clips), (batch_size,), generator=generator)
-        result = step(clips[batch], labels[batch])
-        for schedule in schedules:
-            schedule.step()
+        result = distiller.step(clips[batch], labels[batch])
         metrics = result.metrics | {"batch_top1": topk_correct(result.logits, labels[batch], 1) / batch_size}
         history.append(metrics)
         log(index, metrics)
     return history
+
+
+def _optim(*, lr: float, teacher_lr: float | None = None) -> OptimConfig:
+    """The smoke run's AdamW and one-cycle settings; ``teacher_lr`` only matters in mutual mode."""
+    rates = {"lr": lr} | ({} if teacher_lr is None else {"teacher_lr": teacher_lr})
+    return OptimConfig(**rates, weight_decay=1e-4, warmup_fraction=0.15)
 
 
 def run_smoke(config: SmokeConfig, echo: Callable[[str], None] = print) -> SmokeReport:
@@ -110,46 +111,34 @@ def run_smoke(config: SmokeConfig, echo: Callable[[str], None] = print) -> Smoke
         return emit
 
     teacher = create_model(config.teacher, num_classes=num_classes, num_frames=config.num_frames)
-    teacher_optimizer = torch.optim.AdamW(teacher.parameters(), lr=config.teacher_lr, weight_decay=1e-4)
+    teacher_training = Distiller(teacher, optim=_optim(lr=config.teacher_lr), total_steps=config.teacher_steps)
     _train(
+        teacher_training,
         config.teacher_steps,
         config.batch_size,
         train_data,
         config.seed,
-        lambda x, y: supervised_step(x, y, model=teacher, optimizer=teacher_optimizer),
-        [teacher_optimizer],
-        config.teacher_lr,
         log("teacher", config.teacher_steps),
     )
     teacher_top1 = evaluate_top1(teacher, val_clips, val_labels)
     echo(f"teacher {config.teacher}: held-out top-1 {teacher_top1:.3f} (chance {1 / num_classes:.3f})")
 
     student = create_model(config.student, num_classes=num_classes, num_frames=config.num_frames)
-    objective = DistillationObjective(config.objective, student, [teacher])
-    student_optimizer = torch.optim.AdamW(
-        [*student.parameters(), *objective.parameters()], lr=config.student_lr, weight_decay=1e-4
+    distiller = Distiller(
+        student,
+        [teacher],
+        objective=config.objective,
+        collaboration=config.collaboration,
+        # A learning teacher moves at a tenth of its own training rate, so it does not forget.
+        optim=_optim(lr=config.student_lr, teacher_lr=config.teacher_lr * 0.1),
+        total_steps=config.student_steps,
     )
-    optimizers = [student_optimizer]
-    mutual_optimizer = None
-    if config.collaboration.mode == "mutual":
-        mutual_optimizer = torch.optim.AdamW(teacher.parameters(), lr=config.teacher_lr * 0.1, weight_decay=1e-4)
     history = _train(
+        distiller,
         config.student_steps,
         config.batch_size,
         train_data,
         config.seed + 1,
-        lambda x, y: distillation_step(
-            x,
-            y,
-            student=student,
-            teachers=[teacher],
-            objective=objective,
-            student_optimizer=student_optimizer,
-            collaboration=config.collaboration,
-            teacher_optimizer=mutual_optimizer,
-        ),
-        optimizers,
-        config.student_lr,
         log("student", config.student_steps),
     )
     student_top1 = evaluate_top1(student, val_clips, val_labels)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.smoke import SmokeConfig, run_smoke
+from training.smoke import SmokeConfig, run_smoke
 
 
 @pytest.mark.slow

@@ -1,9 +1,13 @@
+"""``Distiller``: one step of the student (and, in mutual mode, the teacher), and its state."""
+
+import io
+
 import pytest
 import torch
 
+from training.distiller import Distiller
 from training.losses import CollaborationConfig, DistillationObjective, ObjectiveConfig
 from training.models import create_model
-from training.step import distillation_step, supervised_step
 
 
 def _pair():
@@ -22,13 +26,9 @@ def _snapshot(model):
 
 def test_frozen_mode_leaves_the_teacher_bit_identical_and_trains_the_student():
     student, teacher = _pair()
-    objective = DistillationObjective(ObjectiveConfig(), student, [teacher])
-    optimizer = torch.optim.SGD([*student.parameters(), *objective.parameters()], lr=0.1)
+    distiller = Distiller(student, [teacher], objective=ObjectiveConfig())
     teacher_before, student_before = _snapshot(teacher), _snapshot(student)
-    clips, labels = _batch()
-    result = distillation_step(
-        clips, labels, student=student, teachers=[teacher], objective=objective, student_optimizer=optimizer
-    )
+    result = distiller.step(*_batch())
     for key, value in teacher.state_dict().items():  # weights and BatchNorm statistics alike
         assert torch.equal(value, teacher_before[key]), key
     assert any(not torch.equal(v, student_before[k]) for k, v in student.state_dict().items())
@@ -38,21 +38,11 @@ def test_frozen_mode_leaves_the_teacher_bit_identical_and_trains_the_student():
 
 def test_mutual_mode_updates_the_teacher_too():
     student, teacher = _pair()
-    objective = DistillationObjective(ObjectiveConfig(), student, [teacher])
-    optimizer = torch.optim.SGD([*student.parameters(), *objective.parameters()], lr=0.1)
-    teacher_optimizer = torch.optim.SGD(teacher.parameters(), lr=0.01)
-    before = _snapshot(teacher)
-    clips, labels = _batch()
-    result = distillation_step(
-        clips,
-        labels,
-        student=student,
-        teachers=[teacher],
-        objective=objective,
-        student_optimizer=optimizer,
-        teacher_optimizer=teacher_optimizer,
-        collaboration=CollaborationConfig(mode="mutual"),
+    distiller = Distiller(
+        student, [teacher], objective=ObjectiveConfig(), collaboration=CollaborationConfig(mode="mutual")
     )
+    before = _snapshot(teacher)
+    result = distiller.step(*_batch())
     assert not torch.equal(teacher.fc.weight, before["fc.weight"])
     assert {"teacher/loss", "teacher/ce", "teacher/mutual"} <= set(result.metrics)
 
@@ -73,16 +63,14 @@ def test_student_objective_sends_no_gradient_into_the_teacher():
     assert objective.adapters["t0:stage2->stage2"].project.weight.grad is not None
 
 
-def test_mutual_mode_without_a_teacher_optimizer_is_refused():
+@pytest.mark.parametrize("teachers", [0, 2])
+def test_mutual_mode_without_exactly_one_teacher_is_refused(teachers: int):
     student, teacher = _pair()
-    objective = DistillationObjective(ObjectiveConfig(), student, [teacher])
-    with pytest.raises(ValueError, match="teacher_optimizer"):
-        distillation_step(
-            *_batch(),
-            student=student,
-            teachers=[teacher],
-            objective=objective,
-            student_optimizer=torch.optim.SGD(student.parameters(), lr=0.1),
+    with pytest.raises(ValueError, match="exactly one teacher"):
+        Distiller(
+            student,
+            [teacher] * teachers,
+            objective=ObjectiveConfig(terms=["ce"]),
             collaboration=CollaborationConfig(mode="mutual"),
         )
 
@@ -103,36 +91,59 @@ def test_objective_with_distillation_terms_needs_a_teacher():
 def test_switched_off_terms_build_no_adapters_and_are_not_computed():
     student, teacher = _pair()
     config = ObjectiveConfig(spectrum_weight=0, parameter_weight=0)
-    objective = DistillationObjective(config, student, [teacher])
-    assert len(objective.adapters) == 0 and objective.student_taps == []
-    result = distillation_step(
-        *_batch(),
-        student=student,
-        teachers=[teacher],
-        objective=objective,
-        student_optimizer=torch.optim.SGD(student.parameters(), lr=0.1),
-    )
+    distiller = Distiller(student, [teacher], objective=config)
+    assert len(distiller.objective.adapters) == 0 and distiller.objective.student_taps == []
+    result = distiller.step(*_batch())
     assert set(result.metrics) == {"loss", "ce", "kd"}
+
+
+def test_terms_not_listed_are_off_whatever_their_weight():
+    student, teacher = _pair()
+    distiller = Distiller(student, [teacher], objective=ObjectiveConfig(terms=["ce", "kd"], feature_weight=1.0))
+    assert len(distiller.objective.adapters) == 0
+    assert set(distiller.step(*_batch()).metrics) == {"loss", "ce", "kd"}
 
 
 def test_teacher_ensemble_builds_adapters_per_member_and_averages_terms():
     student, teacher = _pair()
     other = create_model("tsm_mobilenet_v2", num_classes=4, num_frames=4)
-    objective = DistillationObjective(ObjectiveConfig(taps=["stage3"]), student, [teacher, other])
-    assert sorted(objective.adapters) == ["t0:stage3->stage3", "t1:stage3->stage3"]
-    result = distillation_step(
-        *_batch(),
-        student=student,
-        teachers=[teacher, other],
-        objective=objective,
-        student_optimizer=torch.optim.SGD(student.parameters(), lr=0.1),
-    )
-    assert result.metrics["spectrum"] > 0
+    distiller = Distiller(student, [teacher, other], objective=ObjectiveConfig(taps=["stage3"]))
+    assert sorted(distiller.objective.adapters) == ["t0:stage3->stage3", "t1:stage3->stage3"]
+    assert distiller.step(*_batch()).metrics["spectrum"] > 0
 
 
-def test_supervised_step_reduces_the_loss_on_a_fixed_batch():
+def test_cross_entropy_alone_reduces_the_loss_on_a_fixed_batch():
     model = create_model("tsm_mobilenet_v2", num_classes=4, num_frames=4, width_mult=0.5)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    distiller = Distiller(model)  # no teacher: how a teacher itself is trained
     clips, labels = _batch()
-    losses = [supervised_step(clips, labels, model=model, optimizer=optimizer).metrics["loss"] for _ in range(15)]
+    losses = [distiller.step(clips, labels).metrics["loss"] for _ in range(15)]
     assert losses[-1] < losses[0] * 0.5
+
+
+@pytest.mark.parametrize("mode", ["frozen", "mutual"])
+def test_a_distiller_restored_from_its_state_takes_the_same_next_step(mode: str):
+    def build() -> Distiller:
+        torch.manual_seed(0)
+        student, teacher = _pair()
+        config = ObjectiveConfig(weighting="uncertainty")
+        return Distiller(
+            student, [teacher], objective=config, collaboration=CollaborationConfig(mode=mode), total_steps=4
+        )
+
+    clips, labels = _batch()
+    original = build()
+    for _ in range(2):
+        original.step(clips, labels)
+    saved = io.BytesIO()  # through a file, as in a checkpoint: the live state shares its tensors
+    torch.save(original.state_dict(), saved)
+    saved.seek(0)
+    restored = build()
+    restored.load_state_dict(torch.load(saved, weights_only=True))
+    for distiller in (original, restored):
+        torch.manual_seed(1)  # dropout, if any
+        distiller.step(clips, labels)
+    for key, value in original.student.state_dict().items():
+        assert torch.equal(value, restored.student.state_dict()[key]), key
+    assert original.state_dict()["schedulers"] == restored.state_dict()["schedulers"]
+    if mode == "mutual":
+        assert torch.equal(original.teachers[0].fc.weight, restored.teachers[0].fc.weight)

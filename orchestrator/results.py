@@ -1,0 +1,177 @@
+"""Reading a sweep directory after the fact: its trials, what each reported, and their ranking.
+
+Works on finished, interrupted and copied sweeps alike, straight from the files Tune and Train
+leave (``params.json`` and ``result.json`` per trial; Train run checkpoints for multi-worker
+trials), and never starts Ray. That matters because, in Ray 2.60, code after ``trainer.fit()``
+never runs for a trial ASHA stopped, and Tune's own ``Result.checkpoint`` is empty for
+Train-inside-Tune trials. ``best`` and the report rank trials with the same two functions,
+:func:`best_of` within a trial and :func:`best_first` across trials.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from orchestrator.trial_spec import TrialSpec
+from training.config import TrainConfig
+
+Mode = Literal["max", "min"]
+Status = Literal["finished", "stopped early", "error", "no result"]
+T = TypeVar("T")
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float that is not a bool: what a metric must be to rank on it."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_mode(mode: str) -> Mode:
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+    return mode  # type: ignore[return-value]
+
+
+def best_of(items: Iterable[T], value: Callable[[T], float], mode: Mode) -> T | None:
+    """The item with the best value (the first of equals), or None when there is none."""
+    sign = 1 if check_mode(mode) == "max" else -1
+    return max(items, key=lambda item: sign * value(item), default=None)
+
+
+def best_first(items: Iterable[T], value: Callable[[T], float | None], mode: Mode) -> list[T]:
+    """Items sorted best first by ``value`` (stable among equals); those without a value last."""
+    sign = -1 if check_mode(mode) == "max" else 1
+
+    def key(item: T) -> tuple[bool, float]:
+        score = value(item)
+        return (score is None, 0.0 if score is None else sign * score)
+
+    return sorted(items, key=key)
+
+
+@dataclass
+class TrialRecord:
+    """One trial of a sweep: what it was (its spec) and every result it reported, in order."""
+
+    trial_id: str
+    directory: Path
+    spec: TrialSpec
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def checkpoint_of(self, result: dict[str, Any]) -> Path | None:
+        """The checkpoint reported with ``result`` if it is still on disk (Tune keeps the best few)."""
+        if result.get("checkpoint_path"):  # multi-worker: TuneReportCallback points into the Train run
+            candidate = Path(str(result["checkpoint_path"]).removeprefix("file://"))
+        elif result.get("checkpoint_dir_name"):
+            candidate = self.directory / result["checkpoint_dir_name"]
+        else:
+            return None
+        return candidate if (candidate / "state.pt").is_file() else None
+
+    def best_result(self, metric: str, mode: Mode, *, with_checkpoint: bool = False) -> dict[str, Any] | None:
+        """The result with the best ``metric``; with ``with_checkpoint``, among those whose
+        checkpoint still exists."""
+        scored = (
+            r
+            for r in self.results
+            if is_number(r.get(metric)) and (not with_checkpoint or self.checkpoint_of(r) is not None)
+        )
+        return best_of(scored, lambda r: r[metric], mode)
+
+
+def _trial_id_from_name(name: str) -> str:
+    """Tune's trial id inside a trial directory name (``specdistill_trial_<id>_<index>_<params>…``)."""
+    match = re.match(r"specdistill_trial_([0-9a-f]{8}|[0-9a-f]{5}_\d{5})_", name)
+    return match.group(1) if match else name
+
+
+def read_sweep(sweep_dir: str | Path) -> list[TrialRecord]:
+    """Every trial directory under ``sweep_dir`` (those with a ``params.json``), in trial-id order."""
+    root = Path(sweep_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"sweep directory {root} not found")
+    records = []
+    for params_path in sorted(root.glob("*/params.json")):
+        directory = params_path.parent
+        results = []
+        result_path = directory / "result.json"
+        if result_path.is_file():
+            for line in result_path.read_text().splitlines():
+                if line.strip():
+                    results.append(json.loads(line))
+        trial_id = results[0]["trial_id"] if results else _trial_id_from_name(directory.name)
+        spec = TrialSpec.from_params(json.loads(params_path.read_text()), str(params_path))
+        records.append(TrialRecord(trial_id, directory, spec, results))
+    if not records:
+        raise ValueError(f"{root} holds no trials (no */params.json): is it a sweep directory?")
+    return records
+
+
+def sweep_mode(records: list[TrialRecord], metric: str) -> Mode:
+    """The sweep's own mode for its own metric; for any other metric, losses go down and the rest up."""
+    spec = records[0].spec
+    if spec.metric == metric:
+        return spec.mode
+    return "min" if metric.endswith("loss") else "max"
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial summed up for one metric: what it searched and how far it got.
+
+    ``curve`` holds ``(epoch, metric)`` for every result that reported the metric, in order;
+    ``best_epoch`` is where ``best`` was reached (both None when the metric was never reported).
+    """
+
+    record: TrialRecord
+    config: TrainConfig
+    curve: list[tuple[int, float]]
+    best: float | None
+    best_epoch: int | None
+    epochs_run: int
+    status: Status
+
+    @property
+    def searched(self) -> dict[str, Any]:
+        return self.record.spec.searched
+
+    @property
+    def last(self) -> float | None:
+        return self.curve[-1][1] if self.curve else None
+
+
+def trial_rows(records: list[TrialRecord], metric: str, mode: Mode) -> list[TrialRow]:
+    """Every trial, ranked best first by its best ``metric``; trials that never reported it come last."""
+    return best_first((_trial_row(record, metric, mode) for record in records), lambda r: r.best, mode)
+
+
+def _trial_row(record: TrialRecord, metric: str, mode: Mode) -> TrialRow:
+    config = record.spec.train_config()
+    best = record.best_result(metric, mode)
+    epochs_run = max((_epoch(r) for r in record.results), default=0)
+    if not record.results:
+        status: Status = "no result"
+    elif epochs_run >= config.optim.epochs:
+        status = "finished"
+    elif (record.directory / "error.txt").is_file():  # Tune's record of a crash
+        status = "error"
+    else:  # ASHA stopped it, or the sweep was interrupted before it finished
+        status = "stopped early"
+    return TrialRow(
+        record=record,
+        config=config,
+        curve=[(_epoch(r), float(r[metric])) for r in record.results if is_number(r.get(metric))],
+        best=None if best is None else float(best[metric]),
+        best_epoch=None if best is None else _epoch(best),
+        epochs_run=epochs_run,
+        status=status,
+    )
+
+
+def _epoch(result: dict[str, Any]) -> int:
+    return int(result.get("epoch", result["training_iteration"]))

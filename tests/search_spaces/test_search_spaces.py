@@ -1,0 +1,97 @@
+"""Search spaces: loading and validating the YAML, checking every value against a training config
+before any trial runs, and the define-by-run function Optuna samples from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from search_spaces import available, load_space
+from training.config import TrainConfig, with_overrides
+
+BASE = TrainConfig(stage="distill", data={"path": "data"}, model="tsm_mobilenet_v2", teachers=["teacher"])
+
+
+def _space_file(tmp_path: Path, payload: object) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(payload))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("space", "match"),
+    [
+        ({}, "exactly one of 'parameters'"),
+        ({"parameters": {}}, "exactly one of 'parameters'"),
+        ({"parameters": {"objective.kd_temperature": {"type": "float", "low": -2, "high": 4}}}, "kd_temperature"),
+        ({"parameters": {"objective.kd_wieght": {"type": "float", "low": 0.1, "high": 1}}}, "no field 'kd_wieght'"),
+        ({"parameters": {"optim.lr": {"type": "float", "low": 0, "high": 1, "log": True}}}, "log scale needs low > 0"),
+        ({"parameters": {"optim.lr": {"type": "float", "low": 1, "high": 0.1}}}, "low < high"),
+        ({"parameters": {"collaboration.mode": {"type": "categorical"}}}, "non-empty 'choices'"),
+        (
+            {
+                "parameters": {
+                    "collaboration.mutual_temperature": {
+                        "type": "float",
+                        "low": 1,
+                        "high": 4,
+                        "when": {"collaboration.mode": "mutual"},
+                    }
+                }
+            },
+            "not a parameter listed before it",
+        ),
+        ({"variants": {"broken": {"objective.spectrum_weight": -1}}}, r"variants\.broken"),
+        ({"variants": {"typo": {"objective.terms": ["ce", "kdd"]}}}, r"variants\.typo.*unknown term 'kdd'"),
+        ({"variants": {"row": {}}, "seeds": []}, "seeds is empty"),
+    ],
+)
+def test_bad_search_spaces_are_refused_naming_the_parameter(tmp_path: Path, space: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        load_space(_space_file(tmp_path, space)).check_against(BASE)
+
+
+def test_a_space_file_that_is_not_a_mapping_or_not_yaml_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"space\.yaml: expected a mapping"):
+        load_space(_space_file(tmp_path, ["a", "b"]))
+    (tmp_path / "space.yaml").write_text("parameters: [unclosed")
+    with pytest.raises(ValueError, match=r"space\.yaml: not valid YAML"):
+        load_space(tmp_path / "space.yaml")
+
+
+def test_unknown_space_name_lists_the_shipped_ones() -> None:
+    with pytest.raises(FileNotFoundError, match="quick"):
+        load_space("does-not-exist")
+
+
+def test_every_shipped_space_fits_the_default_distillation_config() -> None:
+    for name in available():
+        space = load_space(name)
+        assert space.name == name
+        space.check_against(BASE)
+
+
+def test_ablation_rows_name_the_terms_they_switch_on_and_nothing_else_is_on() -> None:
+    space = load_space("ablation")
+    rows = {name: set(with_overrides(BASE, o).objective.active_weights()) for name, o in space.variants.items()}
+    assert rows["ce_only"] == {"ce"}
+    assert rows["logit_kd"] == {"ce", "kd"}
+    assert rows["fitnets_feature_mse"] == {"ce", "kd", "feature"}
+    assert rows["full_mutual"] == {"ce", "kd", "spectrum", "parameter"}
+
+
+def test_define_by_run_samples_conditionals_only_when_their_condition_holds() -> None:
+    space = load_space("quick")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen_modes = set()
+    for _ in range(12):
+        trial = study.ask()
+        space.define_by_run("overrides")(trial)
+        mode = trial.params["overrides/collaboration.mode"]
+        seen_modes.add(mode)
+        assert ("overrides/collaboration.mutual_temperature" in trial.params) == (mode == "mutual")
+        study.tell(trial, 0.0)
+    assert seen_modes == {"frozen", "mutual"}
