@@ -49,6 +49,7 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
     from ray.tune.search.optuna import OptunaSearch
 
     settings = config.tune
+    spec = TrialSpec.for_sweep(config, space)
     searcher = None
     if space.kind == "optuna":
         searcher = OptunaSearch(
@@ -64,7 +65,7 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
         )
     return ray.tune.Tuner(
         trainable(config),
-        param_space=TrialSpec.for_sweep(config, space).param_space(space),
+        param_space=spec.param_space(space),
         tune_config=ray.tune.TuneConfig(
             metric=settings.metric,
             mode=settings.mode,
@@ -79,11 +80,7 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
         run_config=ray.tune.RunConfig(
             name=config.name,
             storage_path=config.storage_path,
-            checkpoint_config=ray.tune.CheckpointConfig(
-                num_to_keep=settings.keep_checkpoints,
-                checkpoint_score_attribute=settings.metric,
-                checkpoint_score_order=settings.mode,
-            ),
+            checkpoint_config=ray.tune.CheckpointConfig(**spec.checkpoint_policy()),
             failure_config=ray.tune.FailureConfig(max_failures=settings.max_failures),
             callbacks=[SweepProgress(settings.metric, config.train.optim.epochs)],
             verbose=0,

@@ -72,11 +72,7 @@ def specdistill_trial(config: dict[str, Any]) -> None:
         run_config=ray.train.RunConfig(
             name=f"train-{trial_id}",
             storage_path=spec.train_runs,
-            checkpoint_config=ray.train.CheckpointConfig(
-                num_to_keep=spec.keep_checkpoints,
-                checkpoint_score_attribute=spec.metric,
-                checkpoint_score_order=spec.mode,
-            ),
+            checkpoint_config=ray.train.CheckpointConfig(**spec.checkpoint_policy()),
             failure_config=ray.train.FailureConfig(max_failures=resources.worker_max_failures),
             callbacks=[TuneReportCallback()],
         ),

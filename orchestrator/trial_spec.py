@@ -106,6 +106,15 @@ class TrialSpec(BaseModel):
             overrides |= self.variants[self.variant]
         return with_overrides(self.train, overrides)
 
+    def checkpoint_policy(self) -> dict[str, Any]:
+        """Keep the ``keep_checkpoints`` best checkpoints by the sweep's metric: the arguments of
+        both Tune's and Train's ``CheckpointConfig``, so a trial and its Train run keep the same."""
+        return {
+            "num_to_keep": self.keep_checkpoints,
+            "checkpoint_score_attribute": self.metric,
+            "checkpoint_score_order": self.mode,
+        }
+
     @property
     def searched(self) -> dict[str, Any]:
         """What sets this trial apart, for tables and plots: ``variant`` and ``seed`` in a grid,

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Generator, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -55,8 +55,8 @@ class Session(Protocol):
     def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
         """Report ``metrics``; ``checkpoint(dir)`` writes the checkpoint to attach (rank 0's is kept)."""
 
-    @contextmanager
-    def latest_checkpoint(self) -> Iterator[Path | None]: ...
+    def latest_checkpoint(self) -> AbstractContextManager[Path | None]:
+        """The run's latest checkpoint as a local directory for a ``with`` block, or None."""
 
 
 class _ValidationCache:
@@ -191,23 +191,12 @@ class TuneSession:
         import ray.tune
 
         self._gauges.publish(metrics)
-        if checkpoint is None:
-            ray.tune.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as directory:
-            checkpoint(Path(directory))
-            ray.tune.report(metrics, checkpoint=ray.tune.Checkpoint.from_directory(directory))
+        _report(ray.tune.report, ray.tune.Checkpoint, metrics, checkpoint)
 
-    @contextmanager
-    def latest_checkpoint(self) -> Iterator[Path | None]:
+    def latest_checkpoint(self) -> AbstractContextManager[Path | None]:
         import ray.tune
 
-        found = ray.tune.get_checkpoint()
-        if found is None:
-            yield None
-            return
-        with found.as_directory() as directory:
-            yield Path(directory)
+        return _checkpoint_directory(ray.tune.get_checkpoint())
 
 
 class TrainSession:
@@ -246,20 +235,35 @@ class TrainSession:
         if self._gauges is not None:
             self._gauges.publish(metrics)
         # Every rank must call report the same number of times (it is a barrier); only rank 0 writes.
-        if checkpoint is None or self.rank != 0:
-            ray.train.report(metrics)
-            return
-        with tempfile.TemporaryDirectory() as directory:
-            checkpoint(Path(directory))
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+        _report(ray.train.report, ray.train.Checkpoint, metrics, checkpoint if self.rank == 0 else None)
 
-    @contextmanager
-    def latest_checkpoint(self) -> Iterator[Path | None]:
+    def latest_checkpoint(self) -> AbstractContextManager[Path | None]:
         import ray.train
 
-        found = ray.train.get_checkpoint()
-        if found is None:
-            yield None
-            return
-        with found.as_directory() as directory:
-            yield Path(directory)
+        return _checkpoint_directory(ray.train.get_checkpoint())
+
+
+def _report(
+    report: Callable[..., None],
+    checkpoint_type: Any,
+    metrics: dict[str, float],
+    checkpoint: Callable[[Path], None] | None,
+) -> None:
+    """``report(metrics)``, with the checkpoint ``checkpoint(dir)`` writes when there is one: Tune's
+    and Train's report calls and checkpoint classes have the same shape but are not the same."""
+    if checkpoint is None:
+        report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        checkpoint(Path(directory))
+        report(metrics, checkpoint=checkpoint_type.from_directory(directory))
+
+
+@contextmanager
+def _checkpoint_directory(found: Any) -> Iterator[Path | None]:
+    """A Tune or Train checkpoint (or None) as a local directory for the ``with`` block."""
+    if found is None:
+        yield None
+        return
+    with found.as_directory() as directory:
+        yield Path(directory)
