@@ -305,19 +305,21 @@ def prepare_teacher(config: SweepConfig, export: Path) -> Path:
         raise SystemExit(
             f"{config.sweep_dir} holds a teacher sweep that exported nothing: remove it (and {export}) to train again"
         )
-    return train_teachers(config, export)[0]
+    outcome, exported = train_teachers(config, export)
+    outcome.raise_for_status()
+    return exported[0]
 
 
 def run_grid(config: SweepConfig, space: SearchSpace) -> None:
     """Launch the ablation sweep, or resume the kept one (which keeps its own ``--concurrency``)."""
     sweep_dir = Path(config.sweep_dir)
     if not (sweep_dir / SWEEP_FILE).is_file():
-        launch(config, space)
+        launch(config, space).raise_for_status()
         return
     check_same_run(config.sweep_dir, config, space)
     if not any(sweep_dir.glob("experiment_state-*.json")):
         raise SystemExit(f"{sweep_dir} was stopped before Tune saved any state: remove it to start the grid again")
-    resume_sweep(config.sweep_dir)
+    resume_sweep(config.sweep_dir).raise_for_status()
 
 
 def main() -> None:

@@ -267,6 +267,7 @@ def repeat_dataset(source: Path, out: Path, times: int, shard_bytes: int) -> lis
 def start_ray(args: argparse.Namespace) -> None:
     """``ray.init`` and the process-wide Ray Data settings that ``clip_dataset`` leaves to its caller."""
     ray.init(
+        address="local",
         num_cpus=args.num_cpus,
         include_dashboard=False,
         log_to_driver=False,

@@ -107,7 +107,7 @@ def ray_train_loop(config: dict, clips: dict[str, np.ndarray], cpus: int, storag
 
     # One logical CPU more than the worker takes, for Ray Data's split coordinator: it only hands
     # out block references, and without a free slot the worker would wait for it forever.
-    ray.init(num_cpus=cpus + 1, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=cpus + 1, include_dashboard=False, log_to_driver=False)
     try:
         rows = [{name: values[i] for name, values in clips.items()} for i in range(len(clips["label"]))]
         dataset = ray.data.from_items(rows).materialize()

@@ -25,6 +25,7 @@ import optuna
 import yaml
 
 from orchestrator.config import load_sweep_config
+from orchestrator.results import read_sweep
 from orchestrator.sweep import run_sweep
 from orchestrator.trial_spec import OVERRIDES_KEY, TrialSpec
 from training.checkpoint import ModelCard, export_model
@@ -111,9 +112,9 @@ def ray_sweep(sweep_yaml: Path) -> tuple[float, float, list[float]]:
     config, _ = load_sweep_config(sweep_yaml)
     start_ray(config)
     ray_up = time.perf_counter()
-    grid = run_sweep(sweep_yaml)
+    outcome = run_sweep(sweep_yaml).raise_for_status()
     done = time.perf_counter()
-    per_trial = [float(result.metrics["time_total_s"]) for result in grid]
+    per_trial = [float(record.results[-1]["time_total_s"]) for record in read_sweep(outcome.sweep_dir)]
     ray.shutdown()
     return done - started, done - ray_up, per_trial
 

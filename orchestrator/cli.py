@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from orchestrator.outcome import SweepOutcome
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -79,26 +84,46 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from orchestrator.sweep import resume_sweep, run_sweep
 
     if args.resume:
-        grid = resume_sweep(args.resume)
+        outcome = resume_sweep(args.resume, address=args.address)
     elif args.config:
         space = str(Path(args.space).resolve()) if args.space and args.space.endswith((".yaml", ".yml")) else args.space
-        grid = run_sweep(args.config, space=space)
+        outcome = run_sweep(args.config, space=space, address=args.address)
     else:
         print("sweep: give CONFIG.yaml, or --resume SWEEP_DIR", file=sys.stderr)
         return 2
-    print(f"{len(grid)} trials, {grid.num_errors} errored: {grid.experiment_path}")
-    print(f"next: specdistill best {grid.experiment_path} --export DIR")
-    return 1 if grid.num_errors == len(grid) else 0
+    return _finish(outcome, f"next: specdistill best {outcome.sweep_dir} --export DIR")
+
+
+def _finish(outcome: SweepOutcome, next_step: str) -> int:
+    """Print how the sweep ended (on stderr unless all went well) and return its exit status."""
+    stream = sys.stdout if outcome.exit_code == 0 else sys.stderr
+    for line in outcome.lines():
+        print(line, file=stream)
+    if outcome.exit_code == 0:
+        print(next_step)
+    return outcome.exit_code
 
 
 def _cmd_train_teacher(args: argparse.Namespace) -> int:
-    from orchestrator.config import load_sweep_config
+    from orchestrator.config import load_teacher_config
     from orchestrator.teachers import train_teachers
 
-    config, _ = load_sweep_config(args.config)
+    config = load_teacher_config(args.config)
     models = [m for m in (args.models or "").split(",") if m]
-    exported = train_teachers(config, args.export, members=args.ensemble, models=models)
-    print("teacher" + ("s" if len(exported) > 1 else "") + " exported: " + ", ".join(map(str, exported)))
+    again = [args.config, "--export", args.export, "--ensemble", str(args.ensemble)]
+    again += ["--models", args.models] if args.models else []
+    outcome, exported = train_teachers(
+        config,
+        args.export,
+        members=args.ensemble,
+        models=models,
+        resume=args.resume,
+        resume_hint=shlex.join(["specdistill", "train-teacher", *map(str, again), "--resume"]),
+        address=args.address,
+    )
+    if outcome.exit_code != 0:
+        return _finish(outcome, "")
+    print("teacher" + ("s" if len(exported) > 1 else "") + " exported: " + ", ".join(exported))
     if len(exported) > 1:
         print(f"name {args.export} in a distillation config's train.teachers to distil from the ensemble")
     return 0
@@ -158,6 +183,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+ADDRESS_HELP = (
+    "the Ray cluster to run on (default: RAY_ADDRESS, else a cluster already running on this machine, "
+    "else a new local one)"
+)
+EXITS = (
+    "exit status: 0 when every trial ended well, 1 when any trial failed (each is listed with its error "
+    "file), 130/143 when stopped by SIGINT/SIGTERM (the state is saved; the command that continues is printed), "
+    "2 for a bad config or input"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from training.data.layouts import formats  # the layouts' registry: light, and the one list of formats
 
@@ -173,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=_cmd_models)
 
     synth = commands.add_parser("synth", help="write the embedded motion dataset as Parquet shards")
-    synth.add_argument("out", type=Path)
+    synth.add_argument("out", type=str)
     synth.add_argument("--clips-per-class", type=int, default=100)
     synth.add_argument("--frames", type=int, default=16, help="frames stored per clip")
     synth.add_argument("--size", type=int, default=64)
@@ -185,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="ingest a video dataset on disk into Parquet shards")
     ingest.add_argument("source", type=Path)
-    ingest.add_argument("out", type=Path)
+    ingest.add_argument("out", type=str)
     ingest.add_argument("--format", required=True, choices=formats())
     ingest.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ingest.add_argument("--shard-mb", type=int, default=128, help="target shard size in MiB")
@@ -193,39 +229,46 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--seed", type=int, default=0, help="folder layout split")
     ingest.set_defaults(handler=_cmd_ingest)
 
-    sweep = commands.add_parser("sweep", help="run (or --resume) a Ray Tune sweep of distillation trials")
+    sweep = commands.add_parser("sweep", help="run (or --resume) a Ray Tune sweep of distillation trials", epilog=EXITS)
     sweep.add_argument("config", nargs="?", type=Path, help="sweep YAML (see configs/demo-distill.yaml)")
     sweep.add_argument("--space", help="search space: a shipped name (quick, paper, ablation) or a YAML path")
-    sweep.add_argument("--resume", type=Path, metavar="SWEEP_DIR", help="continue an interrupted sweep")
+    sweep.add_argument("--resume", type=str, metavar="SWEEP_DIR", help="continue an interrupted sweep")
+    sweep.add_argument("--address", help=ADDRESS_HELP)
     sweep.set_defaults(handler=_cmd_sweep)
 
-    teacher = commands.add_parser("train-teacher", help="train (and export) a teacher or a teacher ensemble")
+    teacher = commands.add_parser(
+        "train-teacher", help="train (and export) a teacher or a teacher ensemble", epilog=EXITS
+    )
     teacher.add_argument("config", type=Path, help="sweep YAML with train.stage: teacher")
-    teacher.add_argument("--export", type=Path, required=True)
+    teacher.add_argument("--export", type=str, required=True)
     teacher.add_argument("--ensemble", type=int, default=1, help="members, trained as parallel trials")
     teacher.add_argument("--models", help="comma-separated architectures the members cycle through")
+    teacher.add_argument(
+        "--resume", action="store_true", help="continue an interrupted teacher sweep (same config), then export"
+    )
+    teacher.add_argument("--address", help=ADDRESS_HELP)
     teacher.set_defaults(handler=_cmd_train_teacher)
 
     best = commands.add_parser("best", help="rank a sweep's trials and export the best student(s)")
-    best.add_argument("sweep_dir", type=Path)
+    best.add_argument("sweep_dir", type=str)
     best.add_argument("--metric", default="val_top1")
     best.add_argument("--mode", default="max", choices=["max", "min"])
     best.add_argument("--top-k", type=int, default=1)
-    best.add_argument("--export", type=Path)
+    best.add_argument("--export", type=str)
     best.set_defaults(handler=_cmd_best)
 
     evaluate = commands.add_parser("evaluate", help="top-1/top-5, per-class accuracy and confusion matrix")
-    evaluate.add_argument("checkpoint", type=Path, help="an exported model or ensemble directory")
-    evaluate.add_argument("--data", type=Path, required=True, help="shard directory (with dataset.json)")
+    evaluate.add_argument("checkpoint", type=str, help="an exported model or ensemble directory")
+    evaluate.add_argument("--data", type=str, required=True, help="shard directory (with dataset.json)")
     evaluate.add_argument("--split", default="val")
     evaluate.add_argument("--clips", type=int, default=1, help="views per video, probabilities averaged")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     ensemble = commands.add_parser("ensemble", help="ensemble a sweep's top-k students and compare")
-    ensemble.add_argument("sweep_dir", type=Path)
+    ensemble.add_argument("sweep_dir", type=str)
     ensemble.add_argument("--top-k", type=int, default=3)
-    ensemble.add_argument("--data", type=Path, required=True)
-    ensemble.add_argument("--export", type=Path, required=True)
+    ensemble.add_argument("--data", type=str, required=True)
+    ensemble.add_argument("--export", type=str, required=True)
     ensemble.add_argument("--metric", default="val_top1")
     ensemble.add_argument("--mode", default="max", choices=["max", "min"])
     ensemble.add_argument("--split", default="val")
@@ -233,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.set_defaults(handler=_cmd_ensemble)
 
     report = commands.add_parser("report", help="write a Markdown/HTML report with plots for a sweep")
-    report.add_argument("sweep_dir", type=Path)
-    report.add_argument("--out", type=Path, help="directory for report.md/report.html (default: SWEEP_DIR/report)")
+    report.add_argument("sweep_dir", type=str)
+    report.add_argument("--out", type=str, help="directory for report.md/report.html (default: SWEEP_DIR/report)")
     report.add_argument("--metric", default="val_top1")
     report.set_defaults(handler=_cmd_report)
 
@@ -260,12 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a subcommand. Bad inputs (files, fields, values) end with one clear line, not a traceback."""
+    from orchestrator.outcome import SweepError
+
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"specdistill {args.command}: {error}", file=sys.stderr)
         return 2
+    except SweepError as error:  # a sweep inside a longer command (the demo) did not end well
+        print(f"specdistill {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 ```yaml
 name: demo-distill
-storage_path: ../runs            # where the sweep directory goes (relative to this file)
+storage_path: ../runs            # where the sweep directory goes: relative to this file, or s3://…
 search_space: quick              # a shipped name or a YAML path
 train: {stage: distill, data: {path: ../data}, model: tsm_mobilenet_v2, teachers: [../teacher]}
 tune: {num_samples: 8, max_concurrent_trials: 2, metric: val_top1, mode: max, seed: 0}
@@ -10,8 +10,8 @@ resources: {workers: 1, cpus_per_worker: 1, gpus_per_worker: 0}
 ```
 
 Before Ray starts, ``load_sweep_config`` validates every field (errors name the field and the
-file), makes relative paths absolute, checks every value of the search space against the
-training config, and checks that the data and the teachers the config names exist.
+file), makes relative paths absolute, and checks the base config and every config the search
+space can give against the data, teachers and models they name (``training.preflight``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from search_spaces import SearchSpace, load_space, read_yaml_mapping
-from training.checkpoint import exported_members
+from training import storage
 from training.config import TrainConfig, describe_errors
-from training.data.shards import load_manifest
+from training.preflight import Preflight
 
 
 class Asha(BaseModel):
@@ -88,48 +88,56 @@ class SweepConfig(BaseModel):
 
     @property
     def sweep_dir(self) -> str:
-        return f"{self.storage_path.rstrip('/')}/{self.name}"
-
-
-def _is_uri(path: str) -> bool:
-    return "://" in path
+        """Where the sweep's trials, state and record live: a local path or a storage URI."""
+        return storage.join(self.storage_path, self.name)
 
 
 def load_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[SweepConfig, SearchSpace]:
     """Read, resolve (paths relative to the YAML) and validate a sweep config and its search space,
-    and check that the data and teachers it names exist."""
+    then check the base config and every config the space can give against the data, teachers and
+    models they name (``Preflight``): whatever would fail in every trial fails here, before Ray."""
     config, search_space = read_sweep_config(path, space=space)
-    check_inputs(config.train, Path(path))
+    preflight = Preflight()
+    try:
+        preflight.check(config.train)
+        search_space.check_against(config.train, preflight.check)
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
     return config, search_space
 
 
+def load_teacher_config(path: str | Path) -> SweepConfig:
+    """``load_sweep_config`` for ``train-teacher``: its trials are the ensemble's members (seeds and
+    ``--models``), so the config's search space plays no part and is not checked."""
+    config = _read_config(Path(path))
+    try:
+        Preflight().check(config.train)
+    except (FileNotFoundError, ValueError) as error:
+        raise ValueError(f"{path}: {error}") from None
+    return config
+
+
 def read_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[SweepConfig, SearchSpace]:
-    """``load_sweep_config`` without the inputs check, for callers that point the config at data and
-    teachers they make afterwards (``bench/ablation.py`` reuses the demo's recipe in its own directory)."""
+    """``load_sweep_config`` without the checks against data, teachers and models, for callers that
+    point the config at data and teachers they make afterwards (``bench/ablation.py`` reuses the
+    demo's recipe in its own directory)."""
     path = Path(path)
+    config = _read_config(path)
+    if space is not None:
+        config = config.model_copy(update={"search_space": space})
+    named = config.search_space
+    search_space = load_space(path.parent.resolve() / named if named.endswith((".yaml", ".yml")) else named)
+    search_space.check_against(config.train)
+    return config, search_space
+
+
+def _read_config(path: Path) -> SweepConfig:
+    """The YAML validated, with local paths made absolute against its directory."""
     payload = read_yaml_mapping(path, "sweep config")
     try:
         config = SweepConfig.model_validate(payload)
     except ValidationError as error:
         raise ValueError(f"{path}: {describe_errors(error)}") from None
     base = path.parent.resolve()
-    storage = config.storage_path if _is_uri(config.storage_path) else str((base / config.storage_path).resolve())
-    config = config.model_copy(update={"train": config.train.resolved(base), "storage_path": storage})
-    if space is not None:
-        config = config.model_copy(update={"search_space": space})
-    named = config.search_space
-    search_space = load_space(base / named if named.endswith((".yaml", ".yml")) else named)
-    search_space.check_against(config.train)
-    return config, search_space
-
-
-def check_inputs(train: TrainConfig, source: Path) -> None:
-    """The data and teachers a config names must exist before any trial starts."""
-    try:
-        manifest = load_manifest(train.data.path)
-        for split in (train.data.train_split, train.data.val_split):
-            manifest.shard_paths(Path(train.data.path), split)
-        for teacher in train.teachers:
-            exported_members(teacher)
-    except (FileNotFoundError, ValueError) as error:
-        raise ValueError(f"{source}: {error}") from error
+    where = storage.resolve(config.storage_path, base)
+    return config.model_copy(update={"train": config.train.resolved(base), "storage_path": where})

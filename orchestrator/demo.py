@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.config import load_sweep_config
+from orchestrator.config import load_sweep_config, load_teacher_config
 from orchestrator.evaluation import cpu_latency_ms, evaluate_export
 from orchestrator.selection import export_best
 from orchestrator.sweep import launch
@@ -84,12 +84,14 @@ def run_demo(spec: DemoSpec = DemoSpec(), echo: Callable[[str], None] = print) -
     )
 
     stage("2/5 training the teacher (tsm_resnet18)")
-    teacher_config, _ = load_sweep_config(CONFIGS / "demo-teacher.yaml")
-    teacher = train_teachers(teacher_config, spec.output / "teacher", echo=echo)[0]
+    teacher_config = load_teacher_config(CONFIGS / "demo-teacher.yaml")
+    outcome, exported = train_teachers(teacher_config, spec.output / "teacher", echo=echo)
+    outcome.raise_for_status()
+    teacher = exported[0]
 
     stage("3/5 distillation sweep: tsm_mobilenet_v2 student, search_spaces/quick.yaml, ASHA")
     distill_config, quick = load_sweep_config(CONFIGS / "demo-distill.yaml")
-    launch(distill_config, quick, echo=echo)
+    launch(distill_config, quick, echo=echo).raise_for_status()
     student = export_best(distill_config.sweep_dir, spec.output / "student")[0]
 
     stage("4/5 baseline: the same student trained with cross-entropy only, same budget")
@@ -100,7 +102,7 @@ def run_demo(spec: DemoSpec = DemoSpec(), echo: Callable[[str], None] = print) -
     )
     baseline_config = distill_config.model_copy(update={"name": "demo-ce-student", "resources": resources})
     ce_only.check_against(baseline_config.train)
-    launch(baseline_config, ce_only, echo=echo)
+    launch(baseline_config, ce_only, echo=echo).raise_for_status()
     baseline = export_best(baseline_config.sweep_dir, spec.output / "ce-student")[0]
 
     stage("5/5 evaluating on the held-out split")

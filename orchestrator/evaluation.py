@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from orchestrator.cluster import connect
+from training import storage
 from training.checkpoint import ModelCard, exported_members, load_exported, write_ensemble
-from training.data.shards import load_manifest
+from training.data.shards import MANIFEST_NAME, load_manifest
 from training.data.stream import ClipSampling, iterate_clips
 from training.metrics import confusion_matrix
 from training.threads import single_threaded_torch
@@ -34,15 +36,16 @@ class Probabilities:
 def model_probabilities(
     export_dir: str | Path, data_dir: str | Path, *, split: str = "val", clips: int = 1, batch_size: int = 16
 ) -> Probabilities:
-    """Run one exported model over a split of a shard directory."""
+    """Run one exported model over a split of a shard directory (local paths or storage URIs)."""
     model, card = load_exported(export_dir)
     manifest = load_manifest(data_dir)
     if manifest.classes != card.classes:
-        raise ValueError(f"{export_dir} was trained on other classes than {data_dir}/dataset.json lists")
+        where = storage.display(storage.join(data_dir, MANIFEST_NAME))
+        raise ValueError(f"{storage.display(export_dir)} was trained on other classes than {where} lists")
     sampling = ClipSampling(num_frames=card.num_frames, size=card.size, train=False, clips=clips)
     probs, labels, skipped = [], [], 0
     with torch.no_grad():
-        for batch in iterate_clips(manifest.shard_paths(Path(data_dir), split), sampling, batch_size=batch_size):
+        for batch in iterate_clips(manifest.shard_paths(data_dir, split), sampling, batch_size=batch_size):
             skipped += batch.skipped
             if not len(batch.labels):
                 continue
@@ -91,14 +94,13 @@ def score(result: Probabilities) -> EvaluationReport:
     )
 
 
-def _members_probabilities(members: list[Path], data_dir: str | Path, split: str, clips: int) -> list[Probabilities]:
+def _members_probabilities(members: list[str], data_dir: str | Path, split: str, clips: int) -> list[Probabilities]:
     """Score members as parallel Ray tasks when there are several (one CPU each)."""
     if len(members) == 1:
         return [model_probabilities(members[0], data_dir, split=split, clips=clips)]
     import ray
 
-    if not ray.is_initialized():
-        ray.init(log_to_driver=False)
+    connect()
     task = ray.remote(num_cpus=1)(model_probabilities)
     refs = [task.remote(str(m), str(data_dir), split=split, clips=clips) for m in members]
     return ray.get(refs)
@@ -114,12 +116,12 @@ def evaluate_export(path: str | Path, data_dir: str | Path, *, split: str = "val
 @dataclass
 class EnsembleReport:
     ensemble: EvaluationReport
-    members: list[tuple[Path, EvaluationReport]]
+    members: list[tuple[str, EvaluationReport]]
 
     def render(self) -> str:
         best = max(report.top1 for _, report in self.members)
         lines = [f"{'member':<40}{'top-1':>8}{'top-5':>8}"]
-        lines += [f"{path!s:<40}{r.top1:>8.4f}{r.top5:>8.4f}" for path, r in self.members]
+        lines += [f"{storage.display(path):<40}{r.top1:>8.4f}{r.top5:>8.4f}" for path, r in self.members]
         lines.append(f"{'ensemble (mean probabilities)':<40}{self.ensemble.top1:>8.4f}{self.ensemble.top5:>8.4f}")
         lines.append(f"ensemble − best member: {self.ensemble.top1 - best:+.4f} top-1")
         return "\n".join(lines)
@@ -146,7 +148,7 @@ def build_ensemble(
     reports = [(member, score(result)) for member, result in zip(members, results, strict=True)]
     mean = np.mean([r.probs for r in results], axis=0)
     ensemble = score(Probabilities(mean, results[0].labels, results[0].skipped, results[0].classes))
-    write_ensemble(Path(directory), members, {"sweep": str(sweep_dir), "metric": metric, "val_top1": ensemble.top1})
+    write_ensemble(directory, members, {"sweep": str(sweep_dir), "metric": metric, "val_top1": ensemble.top1})
     return EnsembleReport(ensemble, reports)
 
 

@@ -7,9 +7,9 @@ figure registry to disturb in the caller's process (the CLI, a notebook, a test)
 
 from __future__ import annotations
 
+import io
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from matplotlib.axes import Axes
@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 from orchestrator.results import TrialRow, is_number
+from training import storage
 
 PARAMETERS_PNG = "parameters.png"
 CURVES_PNG = "learning_curves.png"
@@ -33,6 +34,13 @@ class CostPoint:
     value: float
 
 
+def _save(figure: Figure, location: str) -> None:
+    """PNG at 110 dpi, written wherever the report goes (a local directory or a storage URI)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    storage.write_bytes(location, buffer.getvalue())
+
+
 def _log_scale(values: list[float]) -> bool:
     """A log axis when values span more than a decade, as learning rates and loss weights do."""
     return min(values) > 0 and max(values) > 10 * min(values)
@@ -47,7 +55,7 @@ def _log_x(ax: Axes) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def plot_parameters(rows: list[TrialRow], columns: list[str], metric: str, out: Path) -> bool:
+def plot_parameters(rows: list[TrialRow], columns: list[str], metric: str, out: str) -> bool:
     """One subplot per searched parameter: each trial's best ``metric`` against its value. Trials
     that stopped early are drawn hollow, so a weak-looking value that never got its epochs shows."""
     scored = [r for r in rows if r.best is not None]
@@ -79,11 +87,11 @@ def plot_parameters(rows: list[TrialRow], columns: list[str], metric: str, out: 
     for ax in axes[len(columns) :]:
         ax.set_visible(False)
     figure.suptitle("filled: finished all epochs · hollow: stopped early", fontsize=9)
-    figure.savefig(out / PARAMETERS_PNG, dpi=110)
+    _save(figure, storage.join(out, PARAMETERS_PNG))
     return True
 
 
-def plot_learning_curves(rows: list[TrialRow], metric: str, out: Path) -> bool:
+def plot_learning_curves(rows: list[TrialRow], metric: str, out: str) -> bool:
     """``metric`` per epoch, one line per trial; an ASHA-stopped trial ends early with a cross."""
     scored = [r for r in rows if r.curve]
     if not scored:
@@ -113,11 +121,11 @@ def plot_learning_curves(rows: list[TrialRow], metric: str, out: Path) -> bool:
     ax.grid(alpha=0.3)
     if len(scored) <= 16:
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    figure.savefig(out / CURVES_PNG, dpi=110)
+    _save(figure, storage.join(out, CURVES_PNG))
     return True
 
 
-def plot_cost(points: list[CostPoint], metric: str, out: Path) -> bool:
+def plot_cost(points: list[CostPoint], metric: str, out: str) -> bool:
     """Students as dots, teachers as labelled stars: what a student buys back in FLOPs, at what cost."""
     if not points:
         return False
@@ -154,5 +162,5 @@ def plot_cost(points: list[CostPoint], metric: str, out: Path) -> bool:
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")  # teachers sit top right: many FLOPs, high accuracy
-    figure.savefig(out / COST_PNG, dpi=110)
+    _save(figure, storage.join(out, COST_PNG))
     return True

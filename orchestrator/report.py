@@ -26,6 +26,7 @@ from orchestrator.plots import (
 )
 from orchestrator.results import Mode, TrialRow, is_number, read_sweep, sweep_mode, trial_rows
 from orchestrator.trial_spec import format_value
+from training import storage
 from training.checkpoint import ModelCard, exported_members, load_card
 from training.data.shards import load_manifest
 from training.models import create_model, describe
@@ -34,7 +35,7 @@ REPORT_DIR = "report"
 GRID_KEYS = ("variant", "seed")
 
 
-def write_report(sweep_dir: str | Path, out: Path | None = None, *, metric: str = "val_top1") -> Path:
+def write_report(sweep_dir: str | Path, out: str | Path | None = None, *, metric: str = "val_top1") -> str:
     """Write ``report.md``, ``report.html`` and their PNGs into ``out`` (default ``SWEEP_DIR/report``).
 
     Returns the HTML page's path. Raises ``FileNotFoundError``/``ValueError`` for a missing or empty
@@ -47,8 +48,8 @@ def write_report(sweep_dir: str | Path, out: Path | None = None, *, metric: str 
     if reported and all(r.best is None for r in reported):
         known = sorted({k for r in reported for res in r.record.results for k, v in res.items() if is_number(v)})
         raise ValueError(f"no trial reported {metric!r}; numeric keys in the results: {', '.join(known)}")
-    out = Path(sweep_dir) / REPORT_DIR if out is None else Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    sweep_dir = str(sweep_dir)
+    out = storage.join(sweep_dir, REPORT_DIR) if out is None else str(out)
     keys = {k for r in rows for k in r.searched}
     columns = [k for k in GRID_KEYS if k in keys] or sorted(keys)  # sorted dotted paths group by section
     points, notes = cost_points(rows, metric)
@@ -62,10 +63,11 @@ def write_report(sweep_dir: str | Path, out: Path | None = None, *, metric: str 
         )
         if written
     ]
-    page = _Page(Path(sweep_dir).resolve(), metric, mode, rows, columns, images, notes)
-    (out / "report.md").write_text(page.markdown())
-    html_path = out / "report.html"
-    html_path.write_text(page.html())
+    where = sweep_dir if storage.is_uri(sweep_dir) else str(Path(sweep_dir).resolve())
+    page = _Page(storage.display(where), metric, mode, rows, columns, images, notes)
+    storage.write_text(storage.join(out, "report.md"), page.markdown())
+    html_path = storage.join(out, "report.html")
+    storage.write_text(html_path, page.html())
     return html_path
 
 
@@ -82,7 +84,7 @@ def cost_points(rows: list[TrialRow], metric: str) -> tuple[list[CostPoint], lis
     for teacher in dict.fromkeys(t for row in rows for t in row.config.teachers):
         try:
             members = exported_members(teacher)
-            teachers += [(_teacher_label(Path(teacher), m), load_card(m)) for m in members]
+            teachers += [(_teacher_label(teacher, m), load_card(m)) for m in members]
         except (FileNotFoundError, ValueError) as error:
             notes.append(f"teacher {teacher} is not plotted: {error}")
     class_counts: dict[str, int | None] = {}
@@ -111,9 +113,10 @@ def cost_points(rows: list[TrialRow], metric: str) -> tuple[list[CostPoint], lis
     return points, notes
 
 
-def _teacher_label(teacher: Path, member: Path) -> str:
+def _teacher_label(teacher: str, member: str) -> str:
     """``teacher`` for a single export, ``ensemble/member0`` for an ensemble's member."""
-    return teacher.name if member == teacher else f"{teacher.name}/{member.name}"
+    name = storage.name(teacher)
+    return name if member == teacher else f"{name}/{storage.name(member)}"
 
 
 def _num_classes(data_path: str, teacher_cards: list[ModelCard]) -> int | None:
@@ -140,7 +143,7 @@ def _gflops(model: str, kwargs_json: str, num_classes: int, num_frames: int, siz
 class _Page:
     """The report's content, rendered twice: Markdown for terminals and diffs, HTML for browsers."""
 
-    sweep_dir: Path
+    sweep_dir: str
     metric: str
     mode: Mode
     rows: list[TrialRow]
@@ -162,7 +165,7 @@ class _Page:
             lines.append(
                 f"Best trial: `{best.record.trial_id}` with {self.metric} = {best.best:.4f} at epoch {best.best_epoch} "
                 f"(model `{best.config.model}`, {best.config.data.num_frames} frames at {best.config.data.size} px; "
-                f"{searched}); full config in `{best.record.directory / 'params.json'}`."
+                f"{searched}); full config in `{storage.display(storage.join(best.record.directory, 'params.json'))}`."
             )
             flags = (
                 "" if (self.metric, self.mode) == ("val_top1", "max") else f" --metric {self.metric} --mode {self.mode}"
@@ -189,7 +192,7 @@ class _Page:
 
     def markdown(self) -> str:
         header, body = self.table()
-        parts = [f"# Sweep report: {self.sweep_dir.name}", "", *(f"{line}\n" for line in self.summary())]
+        parts = [f"# Sweep report: {storage.name(self.sweep_dir)}", "", *(f"{line}\n" for line in self.summary())]
         parts += ["## Trials", "", _md_row(header), _md_row(["---"] * len(header)), *map(_md_row, body), ""]
         for title, name in self.images:
             parts += [f"## {title}", "", f"![{title}]({name})", ""]
@@ -199,7 +202,7 @@ class _Page:
 
     def html(self) -> str:
         header, body = self.table()
-        name = html.escape(self.sweep_dir.name)
+        name = html.escape(storage.name(self.sweep_dir))
         cells = "".join(f"<th>{html.escape(h)}</th>" for h in header)
         rows = "\n".join(
             f'<tr class="{row.status.replace(" ", "-")}">'

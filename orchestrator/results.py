@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from orchestrator.trial_spec import TrialSpec
+from training import storage
+from training.checkpoint import STATE_NAME
 from training.config import TrainConfig
 
 Mode = Literal["max", "min"]
@@ -59,19 +61,19 @@ class TrialRecord:
     """One trial of a sweep: what it was (its spec) and every result it reported, in order."""
 
     trial_id: str
-    directory: Path
+    directory: str
     spec: TrialSpec
     results: list[dict[str, Any]] = field(default_factory=list)
 
-    def checkpoint_of(self, result: dict[str, Any]) -> Path | None:
-        """The checkpoint reported with ``result`` if it is still on disk (Tune keeps the best few)."""
+    def checkpoint_of(self, result: dict[str, Any]) -> str | None:
+        """The checkpoint reported with ``result`` if it is still in storage (Tune keeps the best few)."""
         if result.get("checkpoint_path"):  # multi-worker: TuneReportCallback points into the Train run
-            candidate = Path(str(result["checkpoint_path"]).removeprefix("file://"))
+            candidate = storage.with_scheme_of(str(result["checkpoint_path"]), self.directory)
         elif result.get("checkpoint_dir_name"):
-            candidate = self.directory / result["checkpoint_dir_name"]
+            candidate = storage.join(self.directory, result["checkpoint_dir_name"])
         else:
             return None
-        return candidate if (candidate / "state.pt").is_file() else None
+        return candidate if storage.is_file(storage.join(candidate, STATE_NAME)) else None
 
     def best_result(self, metric: str, mode: Mode, *, with_checkpoint: bool = False) -> dict[str, Any] | None:
         """The result with the best ``metric``; with ``with_checkpoint``, among those whose
@@ -84,31 +86,36 @@ class TrialRecord:
         return best_of(scored, lambda r: r[metric], mode)
 
 
-def _trial_id_from_name(name: str) -> str:
+def trial_id_from_name(name: str) -> str:
     """Tune's trial id inside a trial directory name (``specdistill_trial_<id>_<index>_<params>…``)."""
     match = re.match(r"specdistill_trial_([0-9a-f]{8}|[0-9a-f]{5}_\d{5})_", name)
     return match.group(1) if match else name
 
 
 def read_sweep(sweep_dir: str | Path) -> list[TrialRecord]:
-    """Every trial directory under ``sweep_dir`` (those with a ``params.json``), in trial-id order."""
-    root = Path(sweep_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"sweep directory {root} not found")
+    """Every trial directory in ``sweep_dir`` (a local path or a storage URI; those with a
+    ``params.json``), in trial-id order."""
+    root = str(sweep_dir)
+    if not storage.is_dir(root):
+        raise FileNotFoundError(f"sweep directory {storage.display(root)} not found")
     records = []
-    for params_path in sorted(root.glob("*/params.json")):
-        directory = params_path.parent
-        results = []
-        result_path = directory / "result.json"
-        if result_path.is_file():
-            for line in result_path.read_text().splitlines():
-                if line.strip():
-                    results.append(json.loads(line))
-        trial_id = results[0]["trial_id"] if results else _trial_id_from_name(directory.name)
-        spec = TrialSpec.from_params(json.loads(params_path.read_text()), str(params_path))
+    for name in storage.children(root):
+        directory = storage.join(root, name)
+        params_path = storage.join(directory, "params.json")
+        try:
+            params = json.loads(storage.read_text(params_path))
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # Tune's own files, the report, Train runs: not trials
+        try:
+            lines = storage.read_text(storage.join(directory, "result.json")).splitlines()
+        except FileNotFoundError:
+            lines = []
+        results = [json.loads(line) for line in lines if line.strip()]
+        trial_id = results[0]["trial_id"] if results else trial_id_from_name(name)
+        spec = TrialSpec.from_params(params, storage.display(params_path))
         records.append(TrialRecord(trial_id, directory, spec, results))
     if not records:
-        raise ValueError(f"{root} holds no trials (no */params.json): is it a sweep directory?")
+        raise ValueError(f"{storage.display(root)} holds no trials (no */params.json): is it a sweep directory?")
     return records
 
 
@@ -158,7 +165,7 @@ def _trial_row(record: TrialRecord, metric: str, mode: Mode) -> TrialRow:
         status: Status = "no result"
     elif epochs_run >= config.optim.epochs:
         status = "finished"
-    elif (record.directory / "error.txt").is_file():  # Tune's record of a crash
+    elif storage.is_file(storage.join(record.directory, "error.txt")):  # Tune's record of a crash
         status = "error"
     else:  # ASHA stopped it, or the sweep was interrupted before it finished
         status = "stopped early"

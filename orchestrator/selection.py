@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.results import Mode, TrialRecord, best_first, check_mode, read_sweep
+from training import storage
 from training.checkpoint import ModelCard, export_model, load_training_state
 from training.models import create_model
 
@@ -20,7 +21,7 @@ class RankedTrial:
 
     record: TrialRecord
     result: dict[str, Any]
-    checkpoint: Path
+    checkpoint: str
 
 
 def rank_trials(sweep_dir: str | Path, metric: str = "val_top1", mode: str = "max") -> list[RankedTrial]:
@@ -36,7 +37,7 @@ def rank_trials(sweep_dir: str | Path, metric: str = "val_top1", mode: str = "ma
     return best_first(ranked, lambda t: t.result[metric], order)
 
 
-def export_trial(trial: RankedTrial, directory: Path) -> Path:
+def export_trial(trial: RankedTrial, directory: str | Path) -> str:
     """Export the trial's checkpointed model (the student; the teacher in a teacher sweep)."""
     state, saved_config = load_training_state(trial.checkpoint)
     config = trial.record.spec.train_config()
@@ -52,19 +53,18 @@ def export_trial(trial: RankedTrial, directory: Path) -> Path:
         size=config.data.size,
         metrics={k: float(trial.result[k]) for k in REPORTED if k in trial.result},
         config=saved_config,
-        provenance={"trial_id": trial.record.trial_id, "checkpoint": str(trial.checkpoint)},
+        provenance={"trial_id": trial.record.trial_id, "checkpoint": storage.display(trial.checkpoint)},
     )
     return export_model(directory, model, card)
 
 
 def export_best(
     sweep_dir: str | Path, directory: str | Path, *, metric: str = "val_top1", mode: str = "max", top_k: int = 1
-) -> list[Path]:
+) -> list[str]:
     """Export the ``top_k`` best trials: into ``directory`` itself for one, ``directory/top<i>`` for more."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     ranked = rank_trials(sweep_dir, metric, mode)[:top_k]
-    directory = Path(directory)
     if top_k == 1:
         return [export_trial(ranked[0], directory)]
-    return [export_trial(trial, directory / f"top{i}") for i, trial in enumerate(ranked, start=1)]
+    return [export_trial(trial, storage.join(directory, f"top{i}")) for i, trial in enumerate(ranked, start=1)]

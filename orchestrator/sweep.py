@@ -17,11 +17,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator.cluster import connect, dashboard_hint
 from orchestrator.config import SweepConfig, load_sweep_config
+from orchestrator.outcome import SweepOutcome, fit
 from orchestrator.progress import SweepProgress
 from orchestrator.trial import specdistill_trial
 from orchestrator.trial_spec import OVERRIDES_KEY, TrialSpec
 from search_spaces import SearchSpace
+from training import storage
 from training.config import describe_errors
 
 SWEEP_FILE = "specdistill-sweep.json"
@@ -88,102 +91,106 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
     )
 
 
-def start_ray(config: SweepConfig) -> str | None:
-    """Join the cluster in ``RAY_ADDRESS`` if set, else start a local one sized for the sweep:
-    logical CPUs beyond the cores so that Ray Data's decode tasks always find a slot beside the
-    trials (an idle-CPU starvation otherwise hangs the data pipeline). The dashboard stays on —
-    Train V2 needs it to release stopped trials' placement groups — with Ray's token auth.
-    Returns the dashboard's address when this call started or joined Ray."""
-    import ray
-
-    if ray.is_initialized():
-        return None
-    if os.environ.get("RAY_ADDRESS"):
-        return ray.init().dashboard_url
+def start_ray(config: SweepConfig, address: str | None = None) -> str | None:
+    """Join the cluster to run on, or start a local one sized for the sweep: logical CPUs beyond
+    the cores, so that Ray Data's decode tasks always find a slot beside the trials (an idle-CPU
+    starvation otherwise hangs the data pipeline). Returns the dashboard's address when this call
+    started or joined Ray (see ``orchestrator.cluster.connect``)."""
     per_trial = config.resources.workers * config.resources.cpus_per_worker
     needed = config.tune.max_concurrent_trials * per_trial + 2
-    context = ray.init(
-        num_cpus=max(os.cpu_count() or 1, math.ceil(needed)),
-        include_dashboard=True,
-        log_to_driver=False,
-    )
-    return context.dashboard_url
+    return connect(address, num_cpus=max(os.cpu_count() or 1, math.ceil(needed)))
 
 
-def dashboard_hint(url: str | None) -> str:
-    where = f"http://{url}" if url else "the cluster's dashboard"
-    token = os.environ.get("RAY_AUTH_TOKEN_PATH", "~/.ray/auth_token")
-    if os.environ.get("RAY_AUTH_TOKEN"):
-        token = "$RAY_AUTH_TOKEN"
-    return (
-        f"Ray dashboard: {where} (token auth is on: the token is in {token}); "
-        "trial gauges are the specdistill_* series in its Metrics view"
-    )
-
-
-def run_sweep(config_path: str | Path, *, space: str | None = None, echo: Callable[[str], None] = print):
-    """Validate everything, then run the sweep; returns the ``ResultGrid``."""
+def run_sweep(
+    config_path: str | Path,
+    *,
+    space: str | None = None,
+    address: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> SweepOutcome:
+    """Validate everything, then run the sweep."""
     config, search_space = load_sweep_config(config_path, space=space)
-    return launch(config, search_space, echo=echo)
+    return launch(config, search_space, address=address, echo=echo)
 
 
-def launch(config: SweepConfig, search_space: SearchSpace, *, echo: Callable[[str], None] = print):
-    """Run an already validated sweep (``search_space.check_against(config.train)`` done)."""
-    if "://" not in config.sweep_dir and any(Path(config.sweep_dir).glob("experiment_state-*.json")):
-        raise FileExistsError(
-            f"{config.sweep_dir} already holds a sweep: continue it with `specdistill sweep --resume "
-            f"{config.sweep_dir}`, or give this one another name"
-        )
-    url = start_ray(config)
+def resume_command(sweep_dir: str) -> str:
+    return f"specdistill sweep --resume {storage.display(sweep_dir)}"
+
+
+def launch(
+    config: SweepConfig,
+    search_space: SearchSpace,
+    *,
+    address: str | None = None,
+    resume: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> SweepOutcome:
+    """Run an already validated sweep (``load_sweep_config`` done); ``resume`` is the command that
+    continues it after an interruption (``specdistill sweep --resume DIR`` unless given)."""
     sweep_dir = config.sweep_dir
-    echo(f"sweep {config.name}: {search_space.name} ({search_space.kind}) → {sweep_dir}")
+    if any(name.startswith("experiment_state-") for name in storage.children(sweep_dir)):
+        raise FileExistsError(
+            f"{storage.display(sweep_dir)} already holds a sweep: continue it with `specdistill sweep --resume "
+            f"{storage.display(sweep_dir)}`, or give this one another name"
+        )
+    url = start_ray(config, address)
+    echo(f"sweep {config.name}: {search_space.name} ({search_space.kind}) → {storage.display(sweep_dir)}")
     echo(dashboard_hint(url))
-    echo(f"TensorBoard: tensorboard --logdir {sweep_dir}")
+    echo(f"TensorBoard: tensorboard --logdir {storage.display(sweep_dir)}")
     tuner = build_tuner(config, search_space)
-    if "://" not in sweep_dir:
-        write_sweep_record(config, search_space)
-    return tuner.fit()
+    write_sweep_record(config, search_space)
+    return fit(tuner, sweep_dir, resume or resume_command(sweep_dir))
 
 
-def write_sweep_record(config: SweepConfig, search_space: SearchSpace) -> Path:
+def write_sweep_record(config: SweepConfig, search_space: SearchSpace) -> str:
     """Write ``specdistill-sweep.json`` into the sweep directory: the resolved config that
     ``--resume`` rebuilds the trainable from, and the space, so a caller continuing a kept sweep
     can tell whether it is still the same grid."""
-    path = Path(config.sweep_dir, SWEEP_FILE)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = storage.join(config.sweep_dir, SWEEP_FILE)
     record = {"config": config.model_dump(mode="json"), "space": search_space.model_dump()}
-    path.write_text(json.dumps(record, indent=2))
+    storage.write_text(path, json.dumps(record, indent=2))
     return path
 
 
 def read_sweep_record(sweep_dir: str | Path) -> dict[str, Any]:
     """The JSON object ``write_sweep_record`` left in ``sweep_dir``, as written (its fields are
     the caller's to validate: a resume wants a ``SweepConfig``, the ablation the raw values)."""
-    path = Path(sweep_dir) / SWEEP_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {sweep_dir} is not a sweep started by `specdistill sweep`")
+    path = storage.join(sweep_dir, SWEEP_FILE)
+    where = storage.display(path)
     try:
-        record = json.loads(path.read_text())
+        text = storage.read_text(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{where} not found: {storage.display(sweep_dir)} is not a sweep started by `specdistill sweep`"
+        ) from None
+    try:
+        record = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        raise ValueError(f"{where}: not valid JSON ({error})") from None
     if not isinstance(record, dict) or "config" not in record:
-        raise ValueError(f"{path}: no 'config' object: not a record written by `specdistill sweep`")
+        raise ValueError(f"{where}: no 'config' object: not a record written by `specdistill sweep`")
     return record
 
 
-def resume_sweep(sweep_dir: str | Path, *, echo: Callable[[str], None] = print):
+def resume_sweep(
+    sweep_dir: str | Path,
+    *,
+    address: str | None = None,
+    resume: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> SweepOutcome:
     """Continue an interrupted sweep (``Tuner.restore``): finished trials are kept, unfinished and
-    errored ones resume from their latest checkpoints."""
+    errored ones resume from their latest checkpoints. ``resume``: as for :func:`launch`."""
     import ray.tune
 
     try:
         config = SweepConfig.model_validate(read_sweep_record(sweep_dir)["config"])
     except ValidationError as error:
-        raise ValueError(f"{Path(sweep_dir) / SWEEP_FILE}: in 'config': {describe_errors(error)}") from None
-    url = start_ray(config)
-    echo(f"resuming sweep {config.name} from {sweep_dir}")
+        where = storage.display(storage.join(sweep_dir, SWEEP_FILE))
+        raise ValueError(f"{where}: in 'config': {describe_errors(error)}") from None
+    url = start_ray(config, address)
+    echo(f"resuming sweep {config.name} from {storage.display(sweep_dir)}")
     echo(dashboard_hint(url))
-    tuner = ray.tune.Tuner.restore(
-        str(Path(sweep_dir).resolve()), trainable=trainable(config), resume_unfinished=True, resume_errored=True
-    )
-    return tuner.fit()
+    location = str(sweep_dir) if storage.is_uri(sweep_dir) else str(Path(sweep_dir).resolve())
+    tuner = ray.tune.Tuner.restore(location, trainable=trainable(config), resume_unfinished=True, resume_errored=True)
+    return fit(tuner, location, resume or resume_command(location))

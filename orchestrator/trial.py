@@ -9,7 +9,6 @@ named after the trial, so a retried trial resumes the same run from its checkpoi
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from orchestrator.trial_spec import TrialSpec
@@ -26,9 +25,8 @@ def specdistill_trial(config: dict[str, Any]) -> None:
     cfg = spec.train_config()
     resources = spec.resources
     manifest = load_manifest(cfg.data.path)
-    root = Path(cfg.data.path)
-    train_paths = manifest.shard_paths(root, cfg.data.train_split)
-    val_paths = manifest.shard_paths(root, cfg.data.val_split)
+    train_paths = manifest.shard_paths(cfg.data.path, cfg.data.train_split)
+    val_paths = manifest.shard_paths(cfg.data.path, cfg.data.val_split)
     train_sampling, val_sampling = samplings(cfg)
     payload = cfg.model_dump(mode="json")
 

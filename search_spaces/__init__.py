@@ -9,6 +9,7 @@ the training config with a distribution and an optional ``when`` condition on ea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -77,19 +78,25 @@ class SearchSpace(BaseModel):
     def kind(self) -> Literal["optuna", "grid"]:
         return "optuna" if self.parameters else "grid"
 
-    def check_against(self, base: TrainConfig) -> None:
-        """Refuse, before any trial runs, a path that does not exist or a value the config refuses."""
+    def check_against(self, base: TrainConfig, check: Callable[[TrainConfig], None] | None = None) -> None:
+        """Refuse, before any trial runs, a path that does not exist or a value the config refuses;
+        ``check`` is run on every config that can come out (each parameter at its extremes, with
+        the conditions it depends on met; each variant), for what the config alone cannot tell."""
         for path, parameter in self.parameters.items():
             for value in parameter.extremes():
                 fixed = {k: p.extremes()[0] for k, p in self.parameters.items() if k in parameter.when}
                 fixed |= parameter.when
                 try:
-                    with_overrides(base, fixed | {path: value})
+                    config = with_overrides(base, fixed | {path: value})
+                    if check is not None:
+                        check(config)
                 except ValueError as error:
                     raise ValueError(f"search space {self.name!r}, parameters.{path} = {value!r}: {error}") from error
         for name, overrides in self.variants.items():
             try:
-                with_overrides(base, overrides)
+                config = with_overrides(base, overrides)
+                if check is not None:
+                    check(config)
             except ValueError as error:
                 raise ValueError(f"search space {self.name!r}, variants.{name}: {error}") from error
 

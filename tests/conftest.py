@@ -27,7 +27,7 @@ def ray_local():
     relies on it to clean up after stopped trials."""
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=True, object_store_memory=300 * 2**20, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=True, object_store_memory=300 * 2**20, log_to_driver=False)
     yield ray
     ray.shutdown()
 
@@ -52,4 +52,4 @@ def exported_teacher(motion_shards, tmp_path_factory: pytest.TempPathFactory) ->
     _, manifest = motion_shards
     model = create_model("tsm_resnet18", num_classes=len(manifest.classes), num_frames=8)
     card = ModelCard(model="tsm_resnet18", model_kwargs={}, classes=manifest.classes, num_frames=8, size=32)
-    return export_model(tmp_path_factory.mktemp("teacher") / "teacher", model, card)
+    return Path(export_model(tmp_path_factory.mktemp("teacher") / "teacher", model, card))

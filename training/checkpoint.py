@@ -6,19 +6,24 @@
 * An **exported model** (``model.safetensors`` + ``model.json``): what users ship — weights plus
   everything needed to rebuild and feed the model (name, kwargs, class names, input spec, metrics,
   the config that trained it), readable without this package's training code.
+
+Both live at a local path or a storage URI (``training.storage``).
 """
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
 from torch import nn
 
+from training import storage
 from training.data.normalise import MEAN, STD
 from training.models import VideoClassifier, create_model
 
@@ -30,20 +35,25 @@ ENSEMBLE_NAME = "ensemble.json"
 EXPORT_FORMAT = 1
 
 
-def save_training_state(directory: Path, state: dict[str, Any], config: dict[str, Any]) -> None:
+def save_training_state(directory: str | Path, state: dict[str, Any], config: dict[str, Any]) -> None:
     """Write ``state`` (tensors, state dicts and numbers only) and the resolved ``config`` into ``directory``."""
-    directory.mkdir(parents=True, exist_ok=True)
-    torch.save(state, directory / STATE_NAME)
-    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2, default=str))
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    storage.write_bytes(storage.join(directory, STATE_NAME), buffer.getvalue())
+    storage.write_text(storage.join(directory, CONFIG_NAME), json.dumps(config, indent=2, default=str))
 
 
-def load_training_state(directory: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_training_state(directory: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(state, config)`` saved by ``save_training_state``; errors name the directory."""
-    path = Path(directory) / STATE_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {directory} is not a specdistill training checkpoint")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return state, json.loads((Path(directory) / CONFIG_NAME).read_text())
+    try:
+        data = storage.read_bytes(storage.join(directory, STATE_NAME))
+    except FileNotFoundError:
+        where = storage.display(directory)
+        raise FileNotFoundError(
+            f"{where}/{STATE_NAME} not found: {where} is not a specdistill training checkpoint"
+        ) from None
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return state, json.loads(storage.read_text(storage.join(directory, CONFIG_NAME)))
 
 
 @dataclass
@@ -67,60 +77,79 @@ class ModelCard:
         return f"N×3×{self.num_frames}×{self.size}×{self.size} float, RGB in [0,1] normalised by mean/std"
 
 
-def export_model(directory: Path, model: VideoClassifier, card: ModelCard) -> Path:
-    """Write ``model``'s weights (safetensors) and ``card`` into ``directory``; returns it."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+def export_model(directory: str | Path, model: VideoClassifier, card: ModelCard) -> str:
+    """Write ``model``'s weights (safetensors) and ``card`` into ``directory`` (a local path or a
+    storage URI); returns it."""
+    directory = str(directory)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, directory / WEIGHTS_NAME, metadata={"model": card.model})
-    (directory / META_NAME).write_text(json.dumps(asdict(card) | {"input": card.input_spec}, indent=2) + "\n")
+    storage.write_bytes(storage.join(directory, WEIGHTS_NAME), save_safetensors(state, metadata={"model": card.model}))
+    payload = json.dumps(asdict(card) | {"input": card.input_spec}, indent=2) + "\n"
+    storage.write_text(storage.join(directory, META_NAME), payload)
     return directory
 
 
-def load_card(directory: Path) -> ModelCard:
-    path = Path(directory) / META_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: {directory} is not an exported model (see `specdistill best`)")
-    payload = json.loads(path.read_text())
+def load_card(directory: str | Path) -> ModelCard:
+    path = storage.join(directory, META_NAME)
+    try:
+        payload = json.loads(storage.read_text(path))
+    except FileNotFoundError:
+        where = storage.display(path)
+        raise FileNotFoundError(
+            f"{where} not found: {storage.display(directory)} is not an exported model (see `specdistill best`)"
+        ) from None
     payload.pop("input", None)
     if payload.get("format") != EXPORT_FORMAT:
-        raise ValueError(f"{path}: format {payload.get('format')!r}, this build reads {EXPORT_FORMAT}")
+        raise ValueError(f"{storage.display(path)}: format {payload.get('format')!r}, this build reads {EXPORT_FORMAT}")
     try:
         return ModelCard(**payload)
     except TypeError as error:
-        raise ValueError(f"{path}: malformed ({error})") from error
+        raise ValueError(f"{storage.display(path)}: malformed ({error})") from error
 
 
 def load_exported(directory: str | Path, map_location: str | torch.device = "cpu") -> tuple[VideoClassifier, ModelCard]:
     """Rebuild an exported model in eval mode: ``(model, card)``."""
-    card = load_card(Path(directory))
+    card = load_card(directory)
     model = create_model(card.model, num_classes=len(card.classes), num_frames=card.num_frames, **card.model_kwargs)
-    weights = load_file(Path(directory) / WEIGHTS_NAME, device=str(map_location))
-    _load_strict(model, weights, Path(directory) / WEIGHTS_NAME)
+    source = storage.join(directory, WEIGHTS_NAME)
+    weights = load_safetensors(storage.read_bytes(source))
+    _load_strict(model, weights, storage.display(source))
     return model.to(map_location).eval(), card
 
 
-def write_ensemble(directory: Path, members: list[Path], info: dict[str, Any]) -> Path:
-    """An ensemble is a directory of exported members plus ``ensemble.json`` naming them."""
-    relative = [str(Path(m).resolve().relative_to(Path(directory).resolve())) for m in members]
-    (Path(directory) / ENSEMBLE_NAME).write_text(json.dumps({"members": relative, **info}, indent=2) + "\n")
-    return Path(directory)
+def write_ensemble(directory: str | Path, members: list[str], info: dict[str, Any]) -> str:
+    """An ensemble is a directory of exported members plus ``ensemble.json`` naming them (relative to it)."""
+    directory = str(directory)
+    relative = [_relative(member, directory) for member in members]
+    storage.write_text(
+        storage.join(directory, ENSEMBLE_NAME), json.dumps({"members": relative, **info}, indent=2) + "\n"
+    )
+    return directory
 
 
-def exported_members(path: str | Path) -> list[Path]:
+def _relative(member: str | Path, directory: str) -> str:
+    if storage.is_uri(directory):
+        prefix = directory.rstrip("/") + "/"
+        if not str(member).startswith(prefix):
+            raise ValueError(f"ensemble member {storage.display(member)} is not inside {storage.display(directory)}")
+        return str(member)[len(prefix) :]
+    return str(Path(member).resolve().relative_to(Path(directory).resolve()))
+
+
+def exported_members(path: str | Path) -> list[str]:
     """The exported models behind ``path``: its members if it is an ensemble, else itself."""
-    path = Path(path)
-    manifest = path / ENSEMBLE_NAME
-    if not manifest.is_file():
+    manifest = storage.join(path, ENSEMBLE_NAME)
+    try:
+        text = storage.read_text(manifest)
+    except FileNotFoundError:
         load_card(path)  # fails clearly if this is not an exported model either
-        return [path]
-    members = [path / m for m in json.loads(manifest.read_text())["members"]]
+        return [str(path)]
+    members = [storage.join(path, m) for m in json.loads(text)["members"]]
     if not members:
-        raise ValueError(f"{manifest}: the ensemble has no members")
+        raise ValueError(f"{storage.display(manifest)}: the ensemble has no members")
     return members
 
 
-def _load_strict(model: nn.Module, weights: dict[str, torch.Tensor], source: Path) -> None:
+def _load_strict(model: nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
     try:
         model.load_state_dict(weights)
     except RuntimeError as error:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from training import storage
 from training.losses.config import CollaborationConfig, ObjectiveConfig
 
 
@@ -21,7 +22,7 @@ class DataConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str = Field(description="directory holding dataset.json and the shards")
+    path: str = Field(description="directory holding dataset.json and the shards: a local path or a storage URI")
     train_split: str = "train"
     val_split: str = "val"
     num_frames: int = Field(8, ge=1)
@@ -61,7 +62,9 @@ class TrainConfig(BaseModel):
     data: DataConfig
     model: str
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
-    teachers: list[str] = Field(default_factory=list, description="exported teacher checkpoint directories")
+    teachers: list[str] = Field(
+        default_factory=list, description="exported teachers (or ensembles): local paths or storage URIs"
+    )
     objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
     collaboration: CollaborationConfig = Field(default_factory=CollaborationConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
@@ -81,9 +84,10 @@ class TrainConfig(BaseModel):
         return self
 
     def resolved(self, base: Path) -> TrainConfig:
-        """Paths made absolute against ``base`` (the YAML's directory): workers chdir into trial dirs."""
-        data = self.data.model_copy(update={"path": str((base / self.data.path).resolve())})
-        teachers = [str((base / t).resolve()) for t in self.teachers]
+        """Local paths made absolute against ``base`` (the YAML's directory), since workers chdir
+        into trial directories; storage URIs (``s3://…``) stay as they are."""
+        data = self.data.model_copy(update={"path": storage.resolve(self.data.path, base)})
+        teachers = [storage.resolve(t, base) for t in self.teachers]
         return self.model_copy(update={"data": data, "teachers": teachers})
 
 

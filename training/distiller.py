@@ -118,15 +118,17 @@ class Distiller:
         prepare: Prepare | None = None,
     ) -> Distiller:
         """The distillation a training config describes, for data with ``classes``: a fresh
-        ``config.model`` and the exported teachers; the teacher stage trains with CE alone."""
+        ``config.model`` and the exported teachers; the teacher stage trains with CE alone (its
+        ``objective`` and ``collaboration`` play no part)."""
         student = create_model(
             config.model, num_classes=len(classes), num_frames=config.data.num_frames, **config.model_kwargs
         )
+        distill = config.stage == "distill"
         return cls(
             student,
             load_teachers(config, classes),
-            objective=config.objective if config.stage == "distill" else CE_ONLY,
-            collaboration=config.collaboration,
+            objective=config.objective if distill else CE_ONLY,
+            collaboration=config.collaboration if distill else CollaborationConfig(),
             optim=config.optim,
             total_steps=total_steps,
             precision=precision,

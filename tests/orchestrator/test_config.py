@@ -42,6 +42,21 @@ def test_a_bad_search_space_is_refused_before_ray_naming_the_parameter(write_swe
         load_sweep_config(write_sweep(space=space))
 
 
+def test_a_searched_value_that_cannot_run_is_refused_before_ray_naming_file_and_field(write_sweep) -> None:
+    import ray
+
+    started_before = ray.is_initialized()
+    space = {"parameters": {"objective.spectrum_low_bins": {"type": "categorical", "choices": [None, 9]}}}
+    path = write_sweep(space=space)
+    with pytest.raises(
+        ValueError,
+        match=rf"{path}: search space 'space', parameters\.objective\.spectrum_low_bins = 9: "
+        r"train\.objective\.spectrum_low_bins: 9 is more than the 5 temporal frequency bins",
+    ):
+        load_sweep_config(path)
+    assert ray.is_initialized() == started_before
+
+
 def test_missing_teacher_or_data_is_refused_before_ray(write_sweep, tmp_path) -> None:
     with pytest.raises(ValueError, match="not an exported model"):
         load_sweep_config(write_sweep(train={"teachers": [str(tmp_path / "nowhere")]}))
@@ -80,7 +95,7 @@ def test_the_sweep_record_round_trips_and_a_bad_one_is_refused_before_ray(write_
 
     config, space = load_sweep_config(write_sweep())
     path = write_sweep_record(config, space)
-    assert path == Path(config.sweep_dir, SWEEP_FILE)
+    assert Path(path) == Path(config.sweep_dir, SWEEP_FILE)
     record = read_sweep_record(config.sweep_dir)
     assert SweepConfig.model_validate(record["config"]) == config
     assert SearchSpace.model_validate(record["space"]) == space
@@ -88,10 +103,10 @@ def test_the_sweep_record_round_trips_and_a_bad_one_is_refused_before_ray(write_
     started_before = ray.is_initialized()
     assert main(["sweep", "--resume", str(tmp_path)]) == 2
     assert f"{tmp_path / SWEEP_FILE} not found" in capsys.readouterr().err
-    path.write_text('{"config": ')
+    Path(path).write_text('{"config": ')
     assert main(["sweep", "--resume", config.sweep_dir]) == 2
     assert f"{path}: not valid JSON" in capsys.readouterr().err
-    path.write_text(json.dumps({"config": {**record["config"], "resources": {"workers": 0}}}))
+    Path(path).write_text(json.dumps({"config": {**record["config"], "resources": {"workers": 0}}}))
     assert main(["sweep", "--resume", config.sweep_dir]) == 2
     assert f"{path}: in 'config': resources.workers" in capsys.readouterr().err
     assert ray.is_initialized() == started_before

@@ -58,14 +58,14 @@ def test_two_worker_trial_runs_ddp_over_gloo_and_reports_like_one_worker(ray_loc
         resources={"workers": 2, "cpus_per_worker": 1},
         train={"optim": {"epochs": 2, "batch_size": 8, "max_steps_per_epoch": 2}},
     )
-    grid = run_sweep(config)
-    assert grid.num_errors == 0
-    (results,) = _results(grid.experiment_path)
+    outcome = run_sweep(config)
+    assert outcome.errored == []
+    (results,) = _results(outcome.sweep_dir)
     assert [r["epoch"] for r in results] == [1, 2]
     assert results[-1]["step"] == 4
     assert "checkpoint_path" in results[-1]
     assert {"val_top1", "val_top5", "train/kd", "train/spectrum", "clips_per_s", "skipped_clips"} <= set(results[-1])
-    exported = export_best(grid.experiment_path, tmp_path / "best")[0]
+    exported = export_best(outcome.sweep_dir, tmp_path / "best")[0]
     assert load_exported(exported)[1].model == "tsm_mobilenet_v2"
 
 
@@ -96,8 +96,8 @@ def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(
     )
     sweep_dir = tmp_path / "runs" / "killworker"
     earlier = set(train_workers())
-    outcome: dict = {}
-    runner = threading.Thread(target=lambda: outcome.update(grid=run_sweep(config)))
+    ended: dict = {}
+    runner = threading.Thread(target=lambda: ended.update(outcome=run_sweep(config)))
     runner.start()
     wait_for(lambda: _train_run_registered_a_checkpoint(sweep_dir), 240, "a registered checkpoint")
     workers = {actor: pid for actor, pid in train_workers().items() if actor not in earlier}
@@ -105,7 +105,7 @@ def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(
     os.kill(sorted(workers.values())[-1], signal.SIGKILL)
     runner.join(timeout=400)
     assert not runner.is_alive()
-    assert outcome["grid"].num_errors == 0
+    assert ended["outcome"].errored == []
     (results,) = _results(sweep_dir)
     last = results[-1]
     assert last["epoch"] == epochs
@@ -121,15 +121,15 @@ def test_killed_single_worker_trial_is_retried_from_its_checkpoint(ray_local, wr
         tune={"max_failures": 1},
     )
     sweep_dir = tmp_path / "runs" / "killtrial"
-    outcome: dict = {}
-    runner = threading.Thread(target=lambda: outcome.update(grid=run_sweep(config)))
+    ended: dict = {}
+    runner = threading.Thread(target=lambda: ended.update(outcome=run_sweep(config)))
     runner.start()
     wait_for(lambda: _first_epoch_reported(sweep_dir), 240, "the first epoch's report")
     pid = _trial_result_lines(sweep_dir)[0][0]["pid"]
     os.kill(pid, signal.SIGKILL)
     runner.join(timeout=400)
     assert not runner.is_alive()
-    assert outcome["grid"].num_errors == 0
+    assert ended["outcome"].errored == []
     (results,) = _results(sweep_dir)
     assert results[-1]["epoch"] == 3 and results[-1]["resumes"] >= 1
     assert results[-1]["step"] == 3 * 3

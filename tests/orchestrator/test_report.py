@@ -47,7 +47,7 @@ def teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
         size=32,
         metrics={"val_top1": 0.8},
     )
-    return export_model(tmp_path_factory.mktemp("teacher") / "teacher", model, card)
+    return Path(export_model(tmp_path_factory.mktemp("teacher") / "teacher", model, card))
 
 
 def base_config(teachers: list[str], tmp: Path) -> TrainConfig:
@@ -86,7 +86,7 @@ def sweep(tmp_path_factory: pytest.TempPathFactory, teacher: Path, sweep_files) 
 
 @pytest.fixture(scope="module")
 def report(sweep: Path) -> Path:
-    return write_report(sweep)
+    return Path(write_report(sweep))
 
 
 def table_rows(markdown: str) -> dict[str, list[str]]:
@@ -145,13 +145,13 @@ def test_a_missing_teacher_is_noted_and_the_students_still_plotted(tmp_path: Pat
     points, notes = cost_points(trial_rows(read_sweep(sweep), "val_top1", "max"), "val_top1")
     assert {p.role for p in points} == {"student"}
     assert len(notes) == 1 and "gone" in notes[0]
-    page = write_report(sweep, tmp_path / "out").read_text()
+    page = Path(write_report(sweep, tmp_path / "out")).read_text()
     assert "gone" in page and COST_PNG in page
 
 
 def test_without_teacher_or_dataset_the_flops_plot_is_left_out_with_notes(tmp_path: Path, sweep_files) -> None:
     sweep = make_search_sweep(sweep_files, tmp_path, [str(tmp_path / "gone")])
-    page = write_report(sweep, tmp_path / "out").read_text()
+    page = Path(write_report(sweep, tmp_path / "out")).read_text()
     assert "gone" in page and "count classes" in page and COST_PNG not in page
 
 
@@ -161,7 +161,7 @@ def test_grid_sweeps_list_variant_and_seed(tmp_path: Path, teacher: Path, sweep_
     for index, (variant, seed) in enumerate([("kd_only", 0), ("full", 0), ("full", 1)]):
         params = sweep_files.params(train, variants=variants, variant=variant, seed=seed)
         sweep_files.write_trial(tmp_path / "grid", index, params, [0.1 * (index + 1)] * EPOCHS, f"g_{index}")
-    rows = table_rows((write_report(tmp_path / "grid").parent / "report.md").read_text())
+    rows = table_rows((Path(write_report(tmp_path / "grid")).parent / "report.md").read_text())
     assert rows["g_2"][:2] == ["1", "g_2"] and rows["g_2"][6:] == ["full", "1"]
     assert rows["g_0"][6:] == ["kd_only", "0"]
 

@@ -38,9 +38,9 @@ def test_optuna_sweep_with_asha_stops_a_bad_trial_and_exports_the_best(
             "asha": {"grace_period": 1, "reduction_factor": 2},
         },
     )
-    grid = run_sweep(config)
-    assert grid.num_errors == 0 and len(grid) == 3
-    trials = read_sweep(grid.experiment_path)
+    outcome = run_sweep(config)
+    assert outcome.errored == [] and outcome.trials == 3
+    trials = read_sweep(outcome.sweep_dir)
     learning_rates = [t.spec.overrides["optim.lr"] for t in trials]
     assert sorted(learning_rates) == [1e-6, 0.3, 0.3]
     epochs_run = {t.spec.overrides["optim.lr"]: [] for t in trials}
@@ -52,9 +52,9 @@ def test_optuna_sweep_with_asha_stops_a_bad_trial_and_exports_the_best(
         result = trial.results[-1]
         assert {"val_top1", "val_top5", "val_loss", "train/kd", "train/spectrum", "clips_per_s"} <= set(result)
 
-    best = rank_trials(grid.experiment_path, "val_loss", "min")[0]
+    best = rank_trials(outcome.sweep_dir, "val_loss", "min")[0]
     assert best.record.spec.overrides["optim.lr"] == 1e-6
-    exported = export_best(grid.experiment_path, tmp_path / "best", metric="val_loss", mode="min")[0]
+    exported = export_best(outcome.sweep_dir, tmp_path / "best", metric="val_loss", mode="min")[0]
     _, card = load_exported(exported)
     assert card.model == "tsm_mobilenet_v2" and card.num_frames == 8 and card.size == 32
     assert card.provenance["trial_id"] == best.record.trial_id
@@ -65,20 +65,20 @@ def test_optuna_sweep_with_asha_stops_a_bad_trial_and_exports_the_best(
     assert report.confusion.sum() == report.clips
 
     # The same through the CLI, ranking by a metric to minimise.
-    best_args = ["best", grid.experiment_path, "--metric", "val_loss", "--mode", "min", "--top-k", "2"]
+    best_args = ["best", outcome.sweep_dir, "--metric", "val_loss", "--mode", "min", "--top-k", "2"]
     assert main([*best_args, "--export", str(tmp_path / "top2")]) == 0
     assert (tmp_path / "top2" / "top1" / "model.safetensors").is_file()
     assert (tmp_path / "top2" / "top2" / "model.json").is_file()
 
 
 def test_ensemble_of_top_students_is_scored_against_its_members(ray_local, write_sweep, motion_shards, tmp_path):
-    grid = run_sweep(write_sweep("ens", tune={"num_samples": 2}))
+    outcome = run_sweep(write_sweep("ens", tune={"num_samples": 2}))
     data_dir, _ = motion_shards
     assert (
         main(
             [
                 "ensemble",
-                grid.experiment_path,
+                outcome.sweep_dir,
                 "--top-k",
                 "2",
                 "--data",
@@ -97,8 +97,8 @@ def test_ensemble_of_top_students_is_scored_against_its_members(ray_local, write
 
 
 def test_trial_metrics_are_exported_as_gauges_tagged_by_trial(ray_local, write_sweep, wait_for) -> None:
-    grid = run_sweep(write_sweep("gauges", tune={"num_samples": 1}))
-    trial_id = read_sweep(grid.experiment_path)[0].trial_id
+    outcome = run_sweep(write_sweep("gauges", tune={"num_samples": 1}))
+    trial_id = read_sweep(outcome.sweep_dir)[0].trial_id
     node = ray_local.nodes()[0]
     url = f"http://{node['NodeManagerAddress']}:{node['MetricsExportPort']}/metrics"
     lines: list[str] = []
@@ -124,9 +124,9 @@ def test_a_teacher_ensemble_directory_distils_from_all_its_members(
     ensemble = tmp_path / "teachers"
     members = [shutil.copytree(exported_teacher, ensemble / f"member{i}") for i in range(2)]
     write_ensemble(ensemble, members, {"note": "two copies of one teacher"})
-    grid = run_sweep(
+    outcome = run_sweep(
         write_sweep("from-ensemble", space={"variants": {"base": {}}}, train={"teachers": [str(ensemble)]})
     )
-    assert grid.num_errors == 0
-    (trial,) = read_sweep(grid.experiment_path)
+    assert outcome.errored == []
+    (trial,) = read_sweep(outcome.sweep_dir)
     assert trial.results[-1]["epoch"] == 2 and "train/spectrum" in trial.results[-1]

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.config import load_sweep_config
+from orchestrator.config import load_sweep_config, load_teacher_config
 from orchestrator.teachers import member_space, train_teachers
 
 
 @pytest.fixture
 def teacher_config(write_sweep, motion_shards):
-    return load_sweep_config(write_sweep("teacher", train={"stage": "teacher", "teachers": [], "seed": 5}))[0]
+    return load_teacher_config(write_sweep("teacher", train={"stage": "teacher", "teachers": [], "seed": 5}))
 
 
 def test_members_differ_by_seed_and_cycle_through_the_models(teacher_config) -> None:

@@ -17,11 +17,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from training.data.codec import encode_clip
 from training.data.shards import DEFAULT_SHARD_BYTES, ClipRecord, DatasetWriter
+
+PathLike = TypeVar("PathLike", str, Path)
 
 MOTION_CLASSES: tuple[str, ...] = (
     "translate_left",
@@ -186,14 +189,15 @@ def _encoded_clips(spec: SynthSpec, workers: int) -> Iterator[bytes]:
 
 
 def write_embedded_dataset(
-    out: Path,
+    out: PathLike,
     spec: SynthSpec,
     *,
     workers: int = 1,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
     progress: Callable[[int], None] | None = None,
-) -> Path:
-    """Render, encode and shard the dataset into ``out``; returns ``out``. Splits: ``train`` and ``val``."""
+) -> PathLike:
+    """Render, encode and shard the dataset into ``out`` (a local directory or a storage URI);
+    returns ``out``. Splits: ``train`` and ``val``."""
     with DatasetWriter(out, list(MOTION_CLASSES), source=f"synth:seed={spec.seed}", shard_bytes=shard_bytes) as writer:
         for (index, label, split), video in zip(spec.plan(), _encoded_clips(spec, workers), strict=True):
             record = ClipRecord(

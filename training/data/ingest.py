@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from training import storage
 from training.data.codec import DecodeError, encode_clip, probe_clip
 from training.data.layouts import Candidate, Reject, read_layout
 from training.data.shards import DEFAULT_SHARD_BYTES, MANIFEST_NAME, ClipRecord, DatasetWriter
@@ -47,11 +48,11 @@ class IngestSummary:
     ingested: int
     rejected: int
     per_split: dict[str, int]
-    rejects_path: Path
+    rejects_path: str
 
     @property
     def message(self) -> str:
-        return f"ingested {self.ingested}, rejected {self.rejected}: see {self.rejects_path}"
+        return f"ingested {self.ingested}, rejected {self.rejected}: see {storage.display(self.rejects_path)}"
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class Checked:
 
 def ingest(
     source: Path,
-    out: Path,
+    out: str | Path,
     fmt: str,
     *,
     workers: int = os.cpu_count() or 1,
@@ -75,7 +76,8 @@ def ingest(
     seed: int = 0,
     progress: bool = True,
 ) -> IngestSummary:
-    """Ingest the dataset at ``source`` in layout ``fmt`` (see ``training.data.layouts``) into ``out``.
+    """Ingest the dataset at ``source`` in layout ``fmt`` (see ``training.data.layouts``) into ``out``
+    (a local directory or a storage URI).
 
     ``val_fraction`` and ``seed`` shape the split of a ``folder`` tree (``val_clips``); the other
     layouts bring their own. ``workers=1`` runs in this process. Raises ``ValueError`` when no clip
@@ -85,24 +87,25 @@ def ingest(
         raise ValueError(f"workers must be >= 1, got {workers}")
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
-    source, out = Path(source), Path(out)
+    source, out = Path(source), str(out)
     layout = read_layout(source, fmt)
-    rejects_path = out / REJECTS_NAME
+    rejects_path = storage.join(out, REJECTS_NAME)
     if not layout.candidates:
         # No class to give DatasetWriter, but the user still needs the rejects to see what went wrong.
-        if (out / MANIFEST_NAME).exists():
-            raise FileExistsError(f"{out / MANIFEST_NAME} exists: refusing to overwrite a dataset")
-        out.mkdir(parents=True, exist_ok=True)
-        rejects_path.write_text("".join(map(_jsonl, layout.rejects)))
+        if storage.exists(storage.join(out, MANIFEST_NAME)):
+            raise FileExistsError(
+                f"{storage.display(storage.join(out, MANIFEST_NAME))} exists: refusing to overwrite a dataset"
+            )
+        storage.write_text(rejects_path, "".join(map(_jsonl, layout.rejects)))
         raise _nothing_valid(source, fmt, len(layout.rejects), rejects_path)
     candidates = sorted(layout.candidates, key=lambda c: (zlib.crc32(f"{seed}:{c.clip_id}".encode()), c.clip_id))
     per_split: dict[str, int] = {}
     rejected = len(layout.rejects)
     with (
         DatasetWriter(out, layout.classes, source=f"{fmt}:{source.resolve()}", shard_bytes=shard_bytes) as writer,
-        rejects_path.open("w") as rejects,
+        storage.open_output(rejects_path) as rejects,
     ):
-        rejects.writelines(map(_jsonl, layout.rejects))
+        rejects.write("".join(map(_jsonl, layout.rejects)).encode())
         checked: Iterable[tuple[Candidate, Checked | Reject]] = tqdm(
             zip(candidates, _check_all(candidates, workers), strict=True),
             total=len(candidates),
@@ -115,7 +118,7 @@ def ingest(
         for candidate, outcome in checked:
             result = outcome if isinstance(outcome, Reject) else _record(candidate, outcome)
             if isinstance(result, Reject):
-                rejects.write(_jsonl(result))
+                rejects.write(_jsonl(result).encode())
                 rejected += 1
             else:
                 assert candidate.split is not None  # split_checked gave every passing clip one
@@ -175,8 +178,9 @@ def _jsonl(entry: Reject) -> str:
     return json.dumps(asdict(entry)) + "\n"
 
 
-def _nothing_valid(source: Path, fmt: str, rejected: int, rejects_path: Path) -> ValueError:
-    return ValueError(f"{source}: no valid clip to ingest as {fmt!r} ({rejected} rejected): see {rejects_path}")
+def _nothing_valid(source: Path, fmt: str, rejected: int, rejects_path: str) -> ValueError:
+    where = storage.display(rejects_path)
+    return ValueError(f"{source}: no valid clip to ingest as {fmt!r} ({rejected} rejected): see {where}")
 
 
 def _check_all(candidates: Sequence[Candidate], workers: int) -> Iterator[Checked | Reject]:

@@ -16,6 +16,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from training import storage
+
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "dataset.json"
 SCHEMA = pa.schema(
@@ -47,11 +49,12 @@ class ClipRecord:
 
 
 class ShardWriter:
-    """Writes one split's rows to ``<split>-00000.parquet``, ``<split>-00001.parquet``, … in ``directory``."""
+    """Writes one split's rows to ``<split>-00000.parquet``, ``<split>-00001.parquet``, … in
+    ``directory`` (a local path or a storage URI)."""
 
     def __init__(
         self,
-        directory: Path,
+        directory: str | Path,
         split: str,
         *,
         shard_bytes: int = DEFAULT_SHARD_BYTES,
@@ -59,7 +62,7 @@ class ShardWriter:
     ) -> None:
         if shard_bytes <= 0 or row_group_bytes <= 0:
             raise ValueError(f"shard_bytes and row_group_bytes must be > 0, got {shard_bytes}, {row_group_bytes}")
-        self.directory, self.split = directory, split
+        self.directory, self.split = str(directory), split
         self.shard_bytes, self.row_group_bytes = shard_bytes, min(row_group_bytes, shard_bytes)
         self.files: list[str] = []
         self.clips = 0
@@ -82,7 +85,8 @@ class ShardWriter:
             return
         if self._writer is None:
             name = f"{self.split}-{len(self.files):05d}.parquet"
-            self._writer = pq.ParquetWriter(self.directory / name, SCHEMA, compression="none")
+            fs, path = storage.filesystem(storage.join(self.directory, name))
+            self._writer = pq.ParquetWriter(path, SCHEMA, filesystem=fs, compression="none")
             self.files.append(name)
             self._file_bytes = 0
         columns = {name: [getattr(r, name) for r in self._rows] for name in SCHEMA.names}
@@ -118,10 +122,14 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def shard_paths(self, root: Path, split: str) -> list[str]:
+    def shard_paths(self, root: str | Path, split: str) -> list[str]:
+        """The split's shard locations under ``root`` (where ``dataset.json`` is)."""
         if split not in self.splits:
-            raise ValueError(f"{root / MANIFEST_NAME} has no split {split!r}; it has {sorted(self.splits)}")
-        return [str((root / name).resolve()) for name in self.splits[split].shards]
+            where = storage.display(storage.join(root, MANIFEST_NAME))
+            raise ValueError(f"{where} has no split {split!r}; it has {sorted(self.splits)}")
+        if storage.is_uri(root):
+            return [storage.join(root, name) for name in self.splits[split].shards]
+        return [str((Path(root) / name).resolve()) for name in self.splits[split].shards]
 
 
 class DatasetWriter:
@@ -131,13 +139,16 @@ class DatasetWriter:
     half-written directory is never mistaken for a dataset.
     """
 
-    def __init__(self, directory: Path, classes: list[str], source: str, *, shard_bytes: int = DEFAULT_SHARD_BYTES):
+    def __init__(
+        self, directory: str | Path, classes: list[str], source: str, *, shard_bytes: int = DEFAULT_SHARD_BYTES
+    ):
         if not classes:
             raise ValueError("a dataset needs at least one class")
-        self.directory, self.classes, self.source, self.shard_bytes = Path(directory), classes, source, shard_bytes
-        self.directory.mkdir(parents=True, exist_ok=True)
-        if (self.directory / MANIFEST_NAME).exists():
-            raise FileExistsError(f"{self.directory / MANIFEST_NAME} exists: refusing to overwrite a dataset")
+        self.directory, self.classes, self.source, self.shard_bytes = str(directory), classes, source, shard_bytes
+        manifest = storage.join(self.directory, MANIFEST_NAME)
+        if storage.exists(manifest):
+            raise FileExistsError(f"{storage.display(manifest)} exists: refusing to overwrite a dataset")
+        storage.make_dirs(self.directory)
         self._writers: dict[str, ShardWriter] = {}
         self._counts: dict[str, list[int]] = {}
 
@@ -164,7 +175,7 @@ class DatasetWriter:
             write_manifest(self.directory, Manifest(classes=self.classes, splits=splits, source=self.source))
 
 
-def write_manifest(directory: Path, manifest: Manifest) -> None:
+def write_manifest(directory: str | Path, manifest: Manifest) -> None:
     payload = {
         "schema_version": manifest.schema_version,
         "source": manifest.source,
@@ -172,16 +183,20 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
         "splits": {name: vars(info) for name, info in manifest.splits.items()},
         **manifest.extra,
     }
-    (directory / MANIFEST_NAME).write_text(json.dumps(payload, indent=2) + "\n")
+    storage.write_text(storage.join(directory, MANIFEST_NAME), json.dumps(payload, indent=2) + "\n")
 
 
 def load_manifest(directory: str | Path) -> Manifest:
-    """Read and check ``dataset.json``; every problem names the file and the field."""
-    path = Path(directory) / MANIFEST_NAME
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: is {directory} a directory made by `specdistill synth/ingest`?")
+    """Read and check ``dataset.json`` (local or at a storage URI); every problem names the file and the field."""
+    path = storage.display(storage.join(directory, MANIFEST_NAME))
     try:
-        payload = json.loads(path.read_text())
+        text = storage.read_text(storage.join(directory, MANIFEST_NAME))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"{path} not found: is {storage.display(directory)} a directory made by `specdistill synth/ingest`?"
+        ) from None
+    try:
+        payload = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
     version = payload.get("schema_version")
@@ -190,6 +205,7 @@ def load_manifest(directory: str | Path) -> Manifest:
     classes = payload.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise ValueError(f"{path}: field 'classes' must be a non-empty list of names")
+    present = set(storage.children(directory))  # one listing, not a request per shard
     splits: dict[str, SplitInfo] = {}
     for name, info in (payload.get("splits") or {}).items():
         try:
@@ -197,7 +213,7 @@ def load_manifest(directory: str | Path) -> Manifest:
         except TypeError as error:
             raise ValueError(f"{path}: field 'splits.{name}' is malformed ({error})") from error
         for shard in splits[name].shards:
-            if not (path.parent / shard).is_file():
+            if shard not in present and not storage.exists(storage.join(directory, shard)):
                 raise FileNotFoundError(f"{path}: split {name!r} lists {shard}, which is missing")
     if not splits:
         raise ValueError(f"{path}: field 'splits' is empty")

@@ -81,6 +81,11 @@ class ObjectiveConfig(BaseModel):
             raise ValueError(f"every loss weight is 0: at least one of {'/'.join(weights)} must be > 0")
         if ("spectrum" in active or "feature" in active) and not self.taps:
             raise ValueError("taps is empty but spectrum_weight or feature_weight is > 0: name at least one tap pair")
+        if "spectrum" in active and self.spectrum_low_bins == 1:
+            raise ValueError(
+                "spectrum_low_bins: 1 keeps only the zero-frequency bin, which normalises to 1 on both sides, "
+                "so the spectrum term would be 0; keep 2 or more"
+            )
         if "parameter" in active and not self.parameter_stages:
             raise ValueError("parameter_stages is empty but parameter_weight is > 0: name at least one stage pair")
         return self

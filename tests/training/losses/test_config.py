@@ -42,3 +42,17 @@ def test_switched_off_terms_are_not_active():
 def test_collaboration_mode_must_be_known():
     with pytest.raises(ValidationError, match="mode"):
         CollaborationConfig(mode="joint")
+
+
+def test_one_low_spectrum_bin_is_refused_with_the_reason():
+    with pytest.raises(ValidationError, match="spectrum_low_bins: 1 keeps only the zero-frequency bin"):
+        ObjectiveConfig(spectrum_low_bins=1)
+    ObjectiveConfig(spectrum_low_bins=1, spectrum_weight=0)  # no spectrum term, nothing to refuse
+
+
+def test_terms_must_name_known_terms_with_a_weight():
+    with pytest.raises(ValidationError, match="unknown term 'kdd'; the terms are ce, kd"):
+        ObjectiveConfig(terms=["ce", "kdd"])
+    with pytest.raises(ValidationError, match="terms lists 'feature' but feature_weight is 0"):
+        ObjectiveConfig(terms=["ce", "feature"])
+    assert ObjectiveConfig(terms=["ce", "kd"]).active_weights() == {"ce": 1.0, "kd": 1.0}

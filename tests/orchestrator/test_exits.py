@@ -1,0 +1,83 @@
+"""Exit statuses a scheduler can act on: 0 all well, 1 a trial failed, 128 + n stopped by signal n."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.results import read_sweep
+
+pytestmark = pytest.mark.slow
+
+COMMAND = [sys.executable, "-m", "orchestrator.cli"]
+
+
+def _epochs(sweep_dir: Path) -> list[int]:
+    """The last epoch each trial reported so far (none before Tune wrote the first trial)."""
+    try:
+        return [t.results[-1]["epoch"] for t in read_sweep(sweep_dir) if t.results]
+    except (FileNotFoundError, ValueError):
+        return []
+
+
+def test_a_failed_trial_makes_the_sweep_exit_1_naming_it_and_its_error_file(
+    ray_local, write_sweep, exported_teacher: Path, tmp_path: Path, capsys
+) -> None:
+    """A teacher whose weights are damaged passes the checks before Ray (they read its card, not
+    100 MB of weights) and fails in its trial; the other trial is untouched."""
+    damaged = shutil.copytree(exported_teacher, tmp_path / "damaged")
+    (damaged / "model.safetensors").write_bytes(b"\0" * 64)
+    space = {"variants": {"sound": {}, "damaged": {"teachers": [str(damaged)]}}}
+    config = write_sweep("fails", space=space, tune={"max_failures": 0})
+    assert main(["sweep", str(config)]) == 1
+    err = capsys.readouterr().err
+    (failed,) = [t for t in read_sweep(tmp_path / "runs" / "fails") if t.spec.variant == "damaged"]
+    error_file = Path(failed.directory) / "error.txt"
+    assert f"trial {failed.trial_id} failed: see {error_file}" in err and error_file.is_file()
+    assert "2 trials, 1 errored" in err
+    (sound,) = [t for t in read_sweep(tmp_path / "runs" / "fails") if t.spec.variant == "sound"]
+    assert sound.results[-1]["epoch"] == 2
+
+
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stopped_sweep_exits_128_plus_the_signal_and_prints_the_command_that_continues_it(
+    write_sweep, tmp_path: Path, wait_for, stop: signal.Signals, code: int
+) -> None:
+    config = write_sweep(
+        "stopped",
+        space={"variants": {"only": {}}},
+        train={"optim": {"epochs": 4, "batch_size": 8, "max_steps_per_epoch": 3}},
+    )
+    sweep_dir = tmp_path / "runs" / "stopped"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+    log = tmp_path / "sweep.log"
+    with log.open("w") as out:
+        driver = subprocess.Popen([*COMMAND, "sweep", str(config)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _epochs(sweep_dir) and _epochs(sweep_dir)[0] >= 1, 240, "the first epoch's report")
+        driver.send_signal(stop)
+        assert driver.wait(timeout=180) == code, log.read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    printed = log.read_text()
+    match = re.search(rf"stopped by {stop.name}: the sweep's state is saved; continue it with `([^`]+)`", printed)
+    assert match, printed[-3000:]
+    assert match.group(1) == f"specdistill sweep --resume {sweep_dir}"
+    if stop == signal.SIGINT:
+        return  # the S3 end-to-end test resumes after a SIGINT
+    resumed = subprocess.run(
+        [*COMMAND, *shlex.split(match.group(1))[1:]], env=env, capture_output=True, text=True, timeout=400
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (trial,) = read_sweep(sweep_dir)
+    assert trial.results[-1]["epoch"] == 4 and trial.results[-1]["step"] == 4 * 3
