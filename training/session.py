@@ -188,9 +188,11 @@ class TuneSession:
         return values
 
     def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
+        import ray
         import ray.tune
 
         self._gauges.publish(metrics)
+        metrics = metrics | {"node_id": ray.get_runtime_context().get_node_id()}  # where the epoch ran
         _report(ray.tune.report, ray.tune.Checkpoint, metrics, checkpoint)
 
     def latest_checkpoint(self) -> AbstractContextManager[Path | None]:
@@ -230,10 +232,12 @@ class TrainSession:
         return values
 
     def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
+        import ray
         import ray.train
 
         if self._gauges is not None:
             self._gauges.publish(metrics)
+        metrics = metrics | {"node_id": ray.get_runtime_context().get_node_id()}  # where the epoch ran
         # Every rank must call report the same number of times (it is a barrier); only rank 0 writes.
         _report(ray.train.report, ray.train.Checkpoint, metrics, checkpoint if self.rank == 0 else None)
 
