@@ -129,7 +129,10 @@ def _stop_head(head: LocalHead, roots: list[Path]) -> None:
 def local_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHead]:
     home = tmp_path_factory.mktemp("head")
     # Short on purpose: Ray's unix sockets live under it (paths are limited to ~107 characters).
-    temp_dir = Path(tempfile.mkdtemp(prefix="rh", dir="/tmp"))
+    # `<root>/ray`, as Ray's default is `/tmp/ray`: with RAY_TMPDIR=<root>, a process finds this
+    # head the way a process on a real head node finds its Ray (Ray records it there).
+    temp_root = Path(tempfile.mkdtemp(prefix="rh", dir="/tmp"))
+    temp_dir = temp_root / "ray"
     token = secrets.token_hex(32)
     token_file = home / "auth_token"
     token_file.write_text(token)
@@ -178,7 +181,7 @@ def local_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHead]:
         yield head
     finally:
         _stop_head(head, [temp_dir, home])
-        shutil.rmtree(temp_dir, ignore_errors=True)
+        shutil.rmtree(temp_root, ignore_errors=True)
 
 
 @dataclass
@@ -228,21 +231,16 @@ def _write_job(job_dir: Path, out: Path) -> None:
     (job_dir / "teacher.yaml").write_text(yaml.safe_dump(teacher))
     (job_dir / "distill.yaml").write_text(yaml.safe_dump(distill))
     (job_dir / "space.yaml").write_text(yaml.safe_dump(space))
-    cli = f"{shlex.quote(sys.executable)} -m orchestrator.cli"
     q = shlex.quote
+    # `specdistill …` as cluster/README.md has users run it: the package comes with the node's
+    # environment (here the venv on PATH), the YAMLs with the job's working dir.
     (job_dir / "run.sh").write_text(
         "set -euo pipefail\n"
-        # Workaround: a driver joined to a cluster receives worker logs, and Ray's log printer
-        # swaps builtins.print for tqdm_ray.safe_print on the first batch; the sweep's progress
-        # callback holds the original print, so Tuner() then fails to pickle it ("Can't pickle
-        # <built-in function print>: it's not the same object as builtins.print"). Remove once
-        # orchestrator/ no longer hands builtins.print to Tune.
-        "export RAY_TQDM_PATCH_PRINT=0\n"
         'echo "job RAY_ADDRESS=${RAY_ADDRESS:-unset}"\n'
-        f"{cli} synth {q(str(out / 'data'))} --clips-per-class 4 --frames 8 --size 32 --workers 1\n"
-        f"{cli} train-teacher teacher.yaml --export {q(str(out / 'teacher'))}\n"
-        f"{cli} sweep distill.yaml\n"
-        f"{cli} best {q(str(out / 'runs' / SWEEP_NAME))} --export {q(str(out / 'best'))}\n"
+        f"specdistill synth {q(str(out / 'data'))} --clips-per-class 4 --frames 8 --size 32 --workers 1\n"
+        f"specdistill train-teacher teacher.yaml --export {q(str(out / 'teacher'))}\n"
+        "specdistill sweep distill.yaml\n"
+        f"specdistill best {q(str(out / 'runs' / SWEEP_NAME))} --export {q(str(out / 'best'))}\n"
     )
 
 
@@ -322,3 +320,38 @@ def test_trial_gauges_reach_the_head_under_the_grafana_dashboard_names(job_run: 
     wanted = set(re.findall(r"ray_specdistill_[a-z0-9_]+", GRAFANA.read_text()))
     seen = {line.split("{", 1)[0] for line in job_run.gauge_lines if 'trial_id="' in line}
     assert wanted and wanted <= seen, f"missing {sorted(wanted - seen)}; scraped: {sorted(job_run.gauge_lines)[:10]}"
+
+
+def test_a_sweep_started_on_the_head_node_joins_its_ray_without_ray_address(
+    local_head: LocalHead, job_run: JobRun, tmp_path: Path
+) -> None:
+    """A user on the head node (after `ray attach`) runs `specdistill sweep` with RAY_ADDRESS unset:
+    it finds the head Ray recorded in its temp dir and joins it, instead of failing or starting a
+    second Ray beside it."""
+    assert job_run.status == "SUCCEEDED", _explain(job_run)
+    config = {
+        "name": "joined",
+        "storage_path": str(tmp_path / "runs"),
+        "search_space": "space.yaml",
+        "train": {
+            "stage": "distill",
+            "data": {"path": str(job_run.out / "data"), "num_frames": 8, "size": 32},
+            "model": "tsm_mobilenet_v2",
+            "teachers": [str(job_run.out / "teacher")],
+            "optim": {"epochs": 1, "batch_size": 8, "max_steps_per_epoch": 2},
+        },
+        "tune": {"scheduler": "fifo"},
+    }
+    (tmp_path / "space.yaml").write_text(yaml.safe_dump({"variants": {"only": {}}}))
+    (tmp_path / "joined.yaml").write_text(yaml.safe_dump(config))
+    env = local_head.env | {"RAY_TMPDIR": str(local_head.temp_dir.parent)}
+    done = subprocess.run(
+        ["specdistill", "sweep", str(tmp_path / "joined.yaml")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=JOB_TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Ray dashboard: http://127.0.0.1:{local_head.dashboard_port} " in done.stdout, done.stdout[-2000:]
+    assert "1 trials, 0 errored" in done.stdout

@@ -84,12 +84,33 @@ def test_rayjob_mounts_its_configmap_where_the_entrypoint_reads_it() -> None:
 
 
 @pytest.mark.parametrize("name", ["teacher.yaml", "sweep.yaml"])
-def test_rayjob_sweep_configs_are_valid_sweep_configs(name: str) -> None:
+def test_rayjob_sweep_configs_are_valid_and_keep_everything_in_object_storage(name: str) -> None:
     payload = yaml.safe_load(_rayjob_documents()["ConfigMap"]["data"][name])
     config = SweepConfig.model_validate(payload)
-    assert Path(config.storage_path).is_absolute() and Path(config.train.data.path).is_absolute()
+    locations = [config.storage_path, config.train.data.path, *config.train.teachers]
+    assert all(location.startswith("s3://") for location in locations), locations
     if config.train.stage == "distill":
         load_space(config.search_space).check_against(config.train)
+
+
+def test_rayjob_assumes_no_shared_disk_and_gives_every_pod_the_storage_credentials() -> None:
+    job = _rayjob_documents()["RayJob"]
+    cluster = job["spec"]["rayClusterSpec"]
+    templates = [cluster["headGroupSpec"]["template"], *(g["template"] for g in cluster["workerGroupSpecs"])]
+    for template in templates:
+        assert not any("persistentVolumeClaim" in volume for volume in template["spec"]["volumes"])
+        assert _container(template)["envFrom"][0]["secretRef"]["name"] == "specdistill-s3"
+    paths = [word for word in job["spec"]["entrypoint"].split() if "/" in word and not word.startswith("/config/")]
+    assert paths and all(p.rstrip(";'").startswith("s3://") for p in paths), paths
+
+
+def test_cluster_yaml_gives_head_and_workers_access_to_the_bucket_and_installs_the_package() -> None:
+    config = yaml.safe_load((CLUSTER / "cluster.yaml").read_text())
+    for node_type in config["available_node_types"].values():
+        assert "IamInstanceProfile" in node_type["node_config"]
+    assert any("pip install" in command and "specdistill" in command for command in config["setup_commands"])
+    (gpu_type,) = [t for t in config["available_node_types"].values() if t["resources"].get("GPU")]
+    assert gpu_type["resources"]["GPU"] == 1
 
 
 def test_grafana_dashboard_has_a_per_trial_panel_for_every_gauge() -> None:
