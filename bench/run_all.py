@@ -15,8 +15,10 @@ BENCH_DIR = Path(__file__).resolve().parent
 
 
 def bench_scripts() -> list[Path]:
-    """Every ``*.py`` beside this one, in name order."""
-    return sorted(path for path in BENCH_DIR.glob("*.py") if path.name != Path(__file__).name)
+    """Every ``*.py`` beside this one, in name order; ``_*.py`` are helpers the scripts share."""
+    return sorted(
+        path for path in BENCH_DIR.glob("*.py") if path.name != Path(__file__).name and not path.name.startswith("_")
+    )
 
 
 def main() -> int:

@@ -81,3 +81,35 @@ def test_a_stopped_sweep_exits_128_plus_the_signal_and_prints_the_command_that_c
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (trial,) = read_sweep(sweep_dir)
     assert trial.results[-1]["epoch"] == 4 and trial.results[-1]["step"] == 4 * 3
+
+
+def test_a_stopped_teacher_run_continues_with_the_printed_command_and_then_exports(
+    write_sweep, tmp_path: Path, wait_for
+) -> None:
+    optim = {"epochs": 4, "batch_size": 8, "max_steps_per_epoch": 2}  # room to stop it in the middle
+    config = write_sweep("teacher", train={"stage": "teacher", "teachers": [], "model": "tsm_resnet18", "optim": optim})
+    sweep_dir = tmp_path / "runs" / "teacher"
+    export = tmp_path / "exported"
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"} | {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
+    log = tmp_path / "teacher.log"
+    with log.open("w") as out:
+        driver = subprocess.Popen(
+            [*COMMAND, "train-teacher", str(config), "--export", str(export)], env=env, stdout=out, stderr=out
+        )
+    try:
+        wait_for(lambda: _epochs(sweep_dir) and _epochs(sweep_dir)[0] >= 1, 240, "the first epoch's report")
+        driver.send_signal(signal.SIGTERM)
+        assert driver.wait(timeout=180) == 143, log.read_text()[-3000:]
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert not export.exists(), "a teacher was exported from an unfinished run"
+    match = re.search(r"continue it with `([^`]+)`", log.read_text())
+    assert match and match.group(1).endswith("--resume"), log.read_text()[-3000:]
+    resumed = subprocess.run(
+        [*COMMAND, *shlex.split(match.group(1))[1:]], env=env, capture_output=True, text=True, timeout=400
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"teacher exported: {export}" in resumed.stdout
+    (trial,) = read_sweep(sweep_dir)
+    assert trial.results[-1]["epoch"] == 4 and trial.results[-1]["resumes"] >= 1
