@@ -124,21 +124,17 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-class LocalSession:
-    """The loop in this process with no Ray at all: in-process decoding, metrics kept in
-    ``history``. The baseline that Ray's overhead is measured against (``bench/``), and a way to
-    debug a config without a cluster."""
+class _OneProcess:
+    """What the sessions that train in a single process share: rank 0 of 1, the default device,
+    the given training stream and this process's validation cache."""
 
     rank = 0
     world_size = 1
 
-    def __init__(
-        self, train_paths: list[str], val_paths: list[str], train: ClipSampling, val: ClipSampling, *, seed: int = 0
-    ):
-        self.device = default_device()
-        self._train = in_process_batches(train_paths, train, self.device, seed=seed)
-        self._val = _ValidationCache(val_paths, val, 0, 1, self.device)
-        self.history: list[dict[str, float]] = []
+    def __init__(self, train: TrainBatches, val_paths: list[str], val: ClipSampling, device: torch.device):
+        self.device = device
+        self._train = train
+        self._val = _ValidationCache(val_paths, val, 0, 1, device)
 
     def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
         return module.to(self.device)
@@ -151,6 +147,19 @@ class LocalSession:
 
     def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
         return values
+
+
+class LocalSession(_OneProcess):
+    """The loop in this process with no Ray at all: in-process decoding, metrics kept in
+    ``history``. The baseline that Ray's overhead is measured against (``bench/``), and a way to
+    debug a config without a cluster."""
+
+    def __init__(
+        self, train_paths: list[str], val_paths: list[str], train: ClipSampling, val: ClipSampling, *, seed: int = 0
+    ):
+        device = default_device()
+        super().__init__(in_process_batches(train_paths, train, device, seed=seed), val_paths, val, device)
+        self.history: list[dict[str, float]] = []
 
     def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
         self.history.append(metrics)
@@ -160,32 +169,15 @@ class LocalSession:
         yield None
 
 
-class TuneSession:
+class TuneSession(_OneProcess):
     """A single-worker trial running inside the Tune function trainable; ``train`` gives the run's
     training stream (``in_process_batches`` or ``ray_data_batches``)."""
-
-    rank = 0
-    world_size = 1
 
     def __init__(self, train: TrainBatches, val_paths: list[str], val: ClipSampling):
         import ray.tune
 
-        self.device = default_device()
-        self._train = train
-        self._val = _ValidationCache(val_paths, val, 0, 1, self.device)
+        super().__init__(train, val_paths, val, default_device())
         self._gauges = TrialGauges(ray.tune.get_context().get_trial_id() or "local")
-
-    def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
-        return module.to(self.device)
-
-    def train_batches(self, batch_size: int, start: int = 0) -> Generator[ClipBatch, None, None]:
-        return self._train(batch_size, start)
-
-    def val_batches(self, batch_size: int) -> Iterable[ClipBatch]:
-        return self._val.batches(batch_size)
-
-    def all_reduce_sum(self, values: torch.Tensor) -> torch.Tensor:
-        return values
 
     def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
         import ray
