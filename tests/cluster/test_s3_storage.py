@@ -1,5 +1,5 @@
 """Everything in object storage: ingest → train-teacher → a sweep interrupted and resumed → best →
-report → evaluate, every location an ``s3://`` URI on a real S3 endpoint (moto's server on
+report → evaluate → ensemble, every location an ``s3://`` URI on a real S3 endpoint (moto's server on
 127.0.0.1), run as a user runs it: the command line, in processes of its own, each starting Ray.
 Nothing of the data, teacher, trials or exports may land on local disk."""
 
@@ -111,6 +111,8 @@ def test_a_sweep_lives_in_object_storage_from_ingest_to_evaluation(s3_endpoint, 
     run("report", sweep)
     evaluated = run("evaluate", f"{bucket}/best", "--data", f"{bucket}/data").stdout
     assert re.search(r"top-1 [0-9.]+  top-5 [0-9.]+  on 10 clips \(0 skipped\)", evaluated), evaluated
+    ensembled = run("ensemble", sweep, "--top-k", "2", "--data", f"{bucket}/data", "--export", f"{bucket}/ens").stdout
+    assert f"{bucket}/ens/top1" in ensembled and "ensemble − best member" in ensembled, ensembled
 
     keys = set(s3_endpoint.keys("specdistill-e2e"))
     for expected in (
@@ -123,6 +125,8 @@ def test_a_sweep_lives_in_object_storage_from_ingest_to_evaluation(s3_endpoint, 
         f"runs/{SWEEP}/report/learning_curves.png",
         "best/model.safetensors",
         "best/model.json",
+        "ens/ensemble.json",
+        "ens/top2/model.safetensors",
     ):
         assert expected in keys, f"{expected} not in the bucket; it holds {sorted(keys)[:40]}"
     trials = {key.split("/")[2] for key in keys if key.startswith(f"runs/{SWEEP}/") and key.endswith("/result.json")}
