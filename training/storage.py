@@ -7,7 +7,7 @@ through this module, so one code path serves a laptop and a cluster. Credentials
 environment as each filesystem expects (``AWS_*`` and instance roles for S3,
 ``GOOGLE_APPLICATION_CREDENTIALS`` for GCS; ``AWS_ENDPOINT_URL`` points S3 at another server).
 A URI may also carry them (``s3://KEY:SECRET@bucket``, ``?access_key=…``), so messages show
-locations through :func:`display`, which drops both.
+locations through :func:`display`, which drops them.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ import functools
 import io
 import os
 import posixpath
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pyarrow.fs as pafs
+
+_SECRET = re.compile(r"key|secret|token|password|credential", re.IGNORECASE)
 
 
 def is_uri(location: str | Path) -> bool:
@@ -58,12 +61,15 @@ def name(location: str | Path) -> str:
 
 
 def display(location: str | Path) -> str:
-    """A location fit for messages and logs: no user information, no query (where credentials go)."""
+    """A location fit for messages, logs and printed commands: without user information or query
+    parameters that hold credentials (``access_key``, ``secret_key``, ``session_token``…); other
+    parameters (``region``, ``endpoint_override``) stay, so a printed command still runs."""
     location = str(location)
     if not is_uri(location):
         return location
     url = urlsplit(location)
-    return urlunsplit(url._replace(netloc=url.hostname or "", query=""))
+    kept = [(k, v) for k, v in parse_qsl(url.query, keep_blank_values=True) if not _SECRET.search(k)]
+    return urlunsplit(url._replace(netloc=url.netloc.rpartition("@")[2], query=urlencode(kept)))
 
 
 @functools.lru_cache(maxsize=32)
