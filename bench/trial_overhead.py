@@ -86,8 +86,8 @@ def plain_optuna(sweep_yaml: Path, trials: int) -> tuple[float, list[float]]:
         root = Path(cfg.data.path)
         train, val = samplings(cfg)
         session = LocalSession(
-            manifest.shard_paths(root, cfg.data.train_split),
-            manifest.shard_paths(root, cfg.data.val_split),
+            manifest.split(root, cfg.data.train_split),
+            manifest.split(root, cfg.data.val_split),
             train,
             val,
             seed=cfg.seed,

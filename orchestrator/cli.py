@@ -54,7 +54,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         num_frames=args.frames,
         size=args.size,
         seed=args.seed,
-        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        tune_fraction=args.tune_fraction,
     )
     with tqdm(total=len(spec.plan()), desc="synth", unit="clip", disable=None) as bar:
         out = write_embedded_dataset(
@@ -73,10 +74,20 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         args.format,
         workers=args.workers,
         shard_bytes=args.shard_mb * 2**20,
-        val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction,
+        tune_fraction=args.tune_fraction,
         seed=args.seed,
     )
     print(summary.message)
+    return 0
+
+
+def _cmd_carve(args: argparse.Namespace) -> int:
+    from training.data.shards import carve_selection_split
+
+    manifest = carve_selection_split(args.data, fraction=args.fraction, seed=args.seed)
+    counts = ", ".join(f"{name} {info.clips}" for name, info in sorted(manifest.splits.items()))
+    print(f"{args.data}: {counts} clips (dataset.json rewritten; no shard was)")
     return 0
 
 
@@ -171,7 +182,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from orchestrator.report import write_report
 
-    path = write_report(args.sweep_dir, args.out, metric=args.metric)
+    path = write_report(args.sweep_dir, args.out, metric=args.metric, test_top=args.test_top)
     print(f"report written to {path}")
     return 0
 
@@ -183,6 +194,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+TUNE_HELP = "the selection split (tune) every sweep decision reads: this fraction of each class's training clips"
+TEST_HELP = "the test split, for reported figures only: this fraction of each class's clips"
 ADDRESS_HELP = (
     "the Ray cluster to run on (default: RAY_ADDRESS, else a cluster already running on this machine, "
     "else a new local one)"
@@ -196,6 +209,7 @@ EXITS = (
 
 def build_parser() -> argparse.ArgumentParser:
     from training.data.layouts import formats  # the layouts' registry: light, and the one list of formats
+    from training.data.splits import DEFAULT_TEST_FRACTION, DEFAULT_TUNE_FRACTION, TEST
 
     parser = argparse.ArgumentParser(prog="specdistill", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -214,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--frames", type=int, default=16, help="frames stored per clip")
     synth.add_argument("--size", type=int, default=64)
     synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--val-fraction", type=float, default=0.2)
+    synth.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION, help=TEST_HELP)
+    synth.add_argument("--tune-fraction", type=float, default=DEFAULT_TUNE_FRACTION, help=TUNE_HELP)
     synth.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     synth.add_argument("--shard-mb", type=int, default=128, help="target shard size in MiB")
     synth.set_defaults(handler=_cmd_synth)
@@ -225,9 +240,25 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--format", required=True, choices=formats())
     ingest.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ingest.add_argument("--shard-mb", type=int, default=128, help="target shard size in MiB")
-    ingest.add_argument("--val-fraction", type=float, default=0.2, help="folder layout only")
-    ingest.add_argument("--seed", type=int, default=0, help="folder layout split")
+    ingest.add_argument(
+        "--test-fraction",
+        type=float,
+        default=DEFAULT_TEST_FRACTION,
+        help=f"folder layout only ({TEST_HELP}; the other layouts' test split is their validation split)",
+    )
+    ingest.add_argument("--tune-fraction", type=float, default=DEFAULT_TUNE_FRACTION, help=TUNE_HELP)
+    ingest.add_argument("--seed", type=int, default=0, help="the drawn splits' seed")
     ingest.set_defaults(handler=_cmd_ingest)
+
+    carve = commands.add_parser(
+        "carve",
+        help="give a dataset written before the selection split its tune split (dataset.json only; no shard is "
+        "rewritten): a fraction of each class's training clips, and its val split becomes the test split",
+    )
+    carve.add_argument("data", type=str, help="the dataset's directory or storage URI")
+    carve.add_argument("--fraction", type=float, default=DEFAULT_TUNE_FRACTION)
+    carve.add_argument("--seed", type=int, default=0)
+    carve.set_defaults(handler=_cmd_carve)
 
     sweep = commands.add_parser("sweep", help="run (or --resume) a Ray Tune sweep of distillation trials", epilog=EXITS)
     sweep.add_argument("config", nargs="?", type=Path, help="sweep YAML (see configs/demo-distill.yaml)")
@@ -260,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="top-1/top-5, per-class accuracy and confusion matrix")
     evaluate.add_argument("checkpoint", type=str, help="an exported model or ensemble directory")
     evaluate.add_argument("--data", type=str, required=True, help="shard directory (with dataset.json)")
-    evaluate.add_argument("--split", default="val")
+    evaluate.add_argument("--split", default=TEST, help="the split to score (default: the test split)")
     evaluate.add_argument("--clips", type=int, default=1, help="views per video, probabilities averaged")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
@@ -271,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--export", type=str, required=True)
     ensemble.add_argument("--metric", default="val_top1")
     ensemble.add_argument("--mode", default="max", choices=["max", "min"])
-    ensemble.add_argument("--split", default="val")
+    ensemble.add_argument("--split", default=TEST, help="the split to score (default: the test split)")
     ensemble.add_argument("--clips", type=int, default=1)
     ensemble.set_defaults(handler=_cmd_ensemble)
 
@@ -279,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("sweep_dir", type=str)
     report.add_argument("--out", type=str, help="directory for report.md/report.html (default: SWEEP_DIR/report)")
     report.add_argument("--metric", default="val_top1")
+    report.add_argument(
+        "--test-top",
+        type=int,
+        default=1,
+        help="score the top N trials on the test split (0: none; it decodes the whole split once per trial)",
+    )
     report.set_defaults(handler=_cmd_report)
 
     distill = commands.add_parser(

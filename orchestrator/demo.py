@@ -105,7 +105,7 @@ def run_demo(spec: DemoSpec = DemoSpec(), echo: Callable[[str], None] = print) -
     launch(baseline_config, ce_only, echo=echo).raise_for_status()
     baseline = export_best(baseline_config.sweep_dir, spec.output / "ce-student")[0]
 
-    stage("5/5 evaluating on the held-out split")
+    stage("5/5 evaluating on the test split (no decision of the sweeps read it)")
     rows = [
         _row("teacher", teacher, data),
         _row("student, CE only", baseline, data),

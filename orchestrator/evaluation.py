@@ -1,4 +1,5 @@
-"""``specdistill evaluate`` and ``specdistill ensemble``: held-out accuracy of exported models.
+"""``specdistill evaluate`` and ``specdistill ensemble``: held-out accuracy of exported models, on
+the test split by default (the one split no sweep decision reads).
 
 Evaluation decodes in-process with deterministic sampling (``k`` interleaved views per clip,
 softmax probabilities averaged over views), so two runs give identical numbers. An ensemble
@@ -18,6 +19,7 @@ from orchestrator.cluster import connect
 from training import storage
 from training.checkpoint import ModelCard, exported_members, load_exported, write_ensemble
 from training.data.shards import MANIFEST_NAME, load_manifest
+from training.data.splits import TEST
 from training.data.stream import ClipSampling, iterate_clips
 from training.metrics import confusion_matrix
 from training.threads import single_threaded_torch
@@ -34,18 +36,33 @@ class Probabilities:
 
 
 def model_probabilities(
-    export_dir: str | Path, data_dir: str | Path, *, split: str = "val", clips: int = 1, batch_size: int = 16
+    export_dir: str | Path, data_dir: str | Path, *, split: str = TEST, clips: int = 1, batch_size: int = 16
 ) -> Probabilities:
     """Run one exported model over a split of a shard directory (local paths or storage URIs)."""
     model, card = load_exported(export_dir)
+    return probabilities(model, card, data_dir, split=split, clips=clips, batch_size=batch_size, name=str(export_dir))
+
+
+def probabilities(
+    model: torch.nn.Module,
+    card: ModelCard,
+    data_dir: str | Path,
+    *,
+    split: str = TEST,
+    clips: int = 1,
+    batch_size: int = 16,
+    name: str = "the model",
+) -> Probabilities:
+    """``model`` (in eval mode, fed as ``card`` says) over a split; ``name`` says whose it is in errors."""
     manifest = load_manifest(data_dir)
     if manifest.classes != card.classes:
         where = storage.display(storage.join(data_dir, MANIFEST_NAME))
-        raise ValueError(f"{storage.display(export_dir)} was trained on other classes than {where} lists")
+        raise ValueError(f"{storage.display(name)} was trained on other classes than {where} lists")
     sampling = ClipSampling(num_frames=card.num_frames, size=card.size, train=False, clips=clips)
     probs, labels, skipped = [], [], 0
     with torch.no_grad():
-        for batch in iterate_clips(manifest.shard_paths(data_dir, split), sampling, batch_size=batch_size):
+        source = manifest.split(data_dir, split)
+        for batch in iterate_clips(source.paths, sampling, batch_size=batch_size, rows=source.rows):
             skipped += batch.skipped
             if not len(batch.labels):
                 continue
@@ -54,7 +71,7 @@ def model_probabilities(
             probs.append(logits.softmax(dim=1).unflatten(0, (-1, views)).mean(dim=1).numpy())
             labels.append(batch.labels.numpy())
     if not probs:
-        raise ValueError(f"{data_dir}: split {split!r} has no decodable clip")
+        raise ValueError(f"{storage.display(data_dir)}: split {split!r} has no decodable clip")
     return Probabilities(np.concatenate(probs), np.concatenate(labels), skipped, card.classes)
 
 
@@ -106,7 +123,7 @@ def _members_probabilities(members: list[str], data_dir: str | Path, split: str,
     return ray.get(refs)
 
 
-def evaluate_export(path: str | Path, data_dir: str | Path, *, split: str = "val", clips: int = 1) -> EvaluationReport:
+def evaluate_export(path: str | Path, data_dir: str | Path, *, split: str = TEST, clips: int = 1) -> EvaluationReport:
     """Evaluate an exported model or ensemble (mean of the members' probabilities)."""
     results = _members_probabilities(exported_members(path), data_dir, split, clips)
     mean = np.mean([r.probs for r in results], axis=0)
@@ -135,7 +152,7 @@ def build_ensemble(
     top_k: int,
     metric: str = "val_top1",
     mode: str = "max",
-    split: str = "val",
+    split: str = TEST,
     clips: int = 1,
 ) -> EnsembleReport:
     """Export the top-``k`` trials as an ensemble directory and score it against its members."""
@@ -148,7 +165,7 @@ def build_ensemble(
     reports = [(member, score(result)) for member, result in zip(members, results, strict=True)]
     mean = np.mean([r.probs for r in results], axis=0)
     ensemble = score(Probabilities(mean, results[0].labels, results[0].skipped, results[0].classes))
-    write_ensemble(directory, members, {"sweep": str(sweep_dir), "metric": metric, "val_top1": ensemble.top1})
+    write_ensemble(directory, members, {"sweep": str(sweep_dir), "metric": metric, f"{split}_top1": ensemble.top1})
     return EnsembleReport(ensemble, reports)
 
 

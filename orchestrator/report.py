@@ -32,11 +32,18 @@ from training.data.shards import load_manifest
 from training.models import create_model, describe
 
 REPORT_DIR = "report"
+TEST_SPLIT_NOTE = (
+    "The trials the ranking above would pick, each at its best checkpoint, scored on the test split: no "
+    "decision of the sweep read it, so these are the figures to quote (the ranking's own are optimistic)."
+)
 GRID_KEYS = ("variant", "seed")
 
 
-def write_report(sweep_dir: str | Path, out: str | Path | None = None, *, metric: str = "val_top1") -> str:
+def write_report(
+    sweep_dir: str | Path, out: str | Path | None = None, *, metric: str = "val_top1", test_top: int = 1
+) -> str:
     """Write ``report.md``, ``report.html`` and their PNGs into ``out`` (default ``SWEEP_DIR/report``).
+    The ``test_top`` trials a decision on ``metric`` would pick are also scored on the test split.
 
     Returns the HTML page's path. Raises ``FileNotFoundError``/``ValueError`` for a missing or empty
     sweep directory, and ``ValueError`` when trials reported results but never ``metric``.
@@ -63,12 +70,44 @@ def write_report(sweep_dir: str | Path, out: str | Path | None = None, *, metric
         )
         if written
     ]
+    test_table, test_notes = test_scores(sweep_dir, metric, mode, test_top) if test_top > 0 else (None, [])
     where = sweep_dir if storage.is_uri(sweep_dir) else str(Path(sweep_dir).resolve())
-    page = _Page(storage.display(where), metric, mode, rows, columns, images, notes)
+    page = _Page(storage.display(where), metric, mode, rows, columns, images, notes + test_notes, test_table)
     storage.write_text(storage.join(out, "report.md"), page.markdown())
     html_path = storage.join(out, "report.html")
     storage.write_text(html_path, page.html())
     return html_path
+
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def test_scores(sweep_dir: str, metric: str, mode: Mode, top: int) -> tuple[Table | None, list[str]]:
+    """The ``top`` trials ranked by ``metric`` (what ``best`` would export), each at its best
+    checkpoint, scored on its data's test split — which no decision read, so this is the figure to
+    quote. Returns the table, or None and a note saying why it could not be made (no checkpoint,
+    no test split, data out of reach: a copied sweep often travels without its data)."""
+    from orchestrator.evaluation import probabilities, score
+    from orchestrator.selection import rank_trials, trial_model
+
+    try:
+        ranked = rank_trials(sweep_dir, metric, mode)[:top]
+    except ValueError as error:
+        return None, [f"no test-split scores: {error}"]
+    header = ["rank", "trial", f"best {metric}", "test top-1", "test top-5", "test clips"]
+    body, notes = [], []
+    for rank, trial in enumerate(ranked, start=1):
+        data = trial.record.spec.train_config().data
+        try:
+            model, card = trial_model(trial)
+            result = score(probabilities(model, card, data.path, split=data.test_split, clips=data.eval_clips))
+        except (FileNotFoundError, ValueError) as error:
+            notes.append(f"trial {trial.record.trial_id} is not scored on the test split: {error}")
+            continue
+        values = [result.top1, result.top5]
+        body.append([str(rank), trial.record.trial_id, _format_metric(trial.result[metric])])
+        body[-1] += [*map(_format_metric, values), str(result.clips)]
+    return (header, body) if body else None, notes
 
 
 def cost_points(rows: list[TrialRow], metric: str) -> tuple[list[CostPoint], list[str]]:
@@ -150,6 +189,7 @@ class _Page:
     columns: list[str]
     images: list[tuple[str, str]]
     notes: list[str]
+    test_table: Table | None = None
 
     def summary(self) -> list[str]:
         """The header's sentences, best trial and export command first (plain text, `code` marked)."""
@@ -194,6 +234,10 @@ class _Page:
         header, body = self.table()
         parts = [f"# Sweep report: {storage.name(self.sweep_dir)}", "", *(f"{line}\n" for line in self.summary())]
         parts += ["## Trials", "", _md_row(header), _md_row(["---"] * len(header)), *map(_md_row, body), ""]
+        if self.test_table is not None:
+            test_header, test_body = self.test_table
+            parts += ["## On the test split", "", TEST_SPLIT_NOTE, ""]
+            parts += [_md_row(test_header), _md_row(["---"] * len(test_header)), *map(_md_row, test_body), ""]
         for title, name in self.images:
             parts += [f"## {title}", "", f"![{title}]({name})", ""]
         if self.notes:
@@ -217,6 +261,16 @@ class _Page:
             *(f"<p>{_inline_code(line)}</p>" for line in self.summary()),
             f"<h2>Trials</h2>\n<table><thead><tr>{cells}</tr></thead><tbody>\n{rows}\n</tbody></table>",
         ]
+        if self.test_table is not None:
+            test_header, test_body = self.test_table
+            head = "".join(f"<th>{html.escape(h)}</th>" for h in test_header)
+            lines = "\n".join(
+                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in test_body
+            )
+            parts += [
+                f"<h2>On the test split</h2>\n<p>{html.escape(TEST_SPLIT_NOTE)}</p>",
+                f"<table><thead><tr>{head}</tr></thead><tbody>\n{lines}\n</tbody></table>",
+            ]
         for title, image in self.images:
             parts.append(f'<h2>{html.escape(title)}</h2>\n<img src="{image}" alt="{html.escape(title)}">')
         if self.notes:

@@ -10,7 +10,7 @@ from typing import Any
 from orchestrator.results import Mode, TrialRecord, best_first, check_mode, read_sweep
 from training import storage
 from training.checkpoint import ModelCard, export_model, load_training_state
-from training.models import create_model
+from training.models import VideoClassifier, create_model
 
 REPORTED = ("val_top1", "val_top5", "val_loss", "train_loss", "epoch", "step")
 
@@ -37,8 +37,9 @@ def rank_trials(sweep_dir: str | Path, metric: str = "val_top1", mode: str = "ma
     return best_first(ranked, lambda t: t.result[metric], order)
 
 
-def export_trial(trial: RankedTrial, directory: str | Path) -> str:
-    """Export the trial's checkpointed model (the student; the teacher in a teacher sweep)."""
+def trial_model(trial: RankedTrial) -> tuple[VideoClassifier, ModelCard]:
+    """The network the trial's checkpoint holds (the student; the teacher in a teacher sweep), in
+    eval mode, with the card an export of it carries."""
     state, saved_config = load_training_state(trial.checkpoint)
     config = trial.record.spec.train_config()
     model = create_model(
@@ -55,7 +56,12 @@ def export_trial(trial: RankedTrial, directory: str | Path) -> str:
         config=saved_config,
         provenance={"trial_id": trial.record.trial_id, "checkpoint": storage.display(trial.checkpoint)},
     )
-    return export_model(directory, model, card)
+    return model.eval(), card
+
+
+def export_trial(trial: RankedTrial, directory: str | Path) -> str:
+    """Export the trial's checkpointed model."""
+    return export_model(directory, *trial_model(trial))
 
 
 def export_best(

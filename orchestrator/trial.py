@@ -25,18 +25,19 @@ def specdistill_trial(config: dict[str, Any]) -> None:
     cfg = spec.train_config()
     resources = spec.resources
     manifest = load_manifest(cfg.data.path)
-    train_paths = manifest.shard_paths(cfg.data.path, cfg.data.train_split)
-    val_paths = manifest.shard_paths(cfg.data.path, cfg.data.val_split)
+    train_source = manifest.split(cfg.data.path, cfg.data.train_split)
+    val_source = manifest.split(cfg.data.path, cfg.data.val_split)
     train_sampling, val_sampling = samplings(cfg)
     payload = cfg.model_dump(mode="json")
 
     def train_dataset():  # -> ray.data.Dataset, built where it is consumed, for the whole run
         return clip_dataset(
-            train_paths,
+            train_source.paths,
             train_sampling,
             passes=passes_per_run(cfg, manifest, resources.workers),
             seed=cfg.seed,
             decode_batch_size=cfg.data.decode_batch_size,
+            rows=train_source.rows,
         )
 
     if resources.workers == 1:
@@ -44,10 +45,10 @@ def specdistill_trial(config: dict[str, Any]) -> None:
 
         device = default_device()
         if cfg.data.loader == "in_process":
-            batches = in_process_batches(train_paths, train_sampling, device, seed=cfg.seed)
+            batches = in_process_batches(train_source, train_sampling, device, seed=cfg.seed)
         else:
             batches = ray_data_batches(train_dataset().iterator(), device)
-        run_training(payload, TuneSession(batches, val_paths, val_sampling))
+        run_training(payload, TuneSession(batches, val_source, val_sampling))
         return
 
     import ray.train

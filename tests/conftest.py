@@ -38,12 +38,13 @@ def ray_local():
 
 @pytest.fixture(scope="session")
 def motion_shards(tmp_path_factory: pytest.TempPathFactory):
-    """A small embedded dataset on disk (10 classes × 6 clips, 12 frames, 32×32): ``(dir, manifest)``."""
+    """A small embedded dataset on disk (10 classes × 7 clips, 12 frames, 32×32; per class 5 train,
+    1 tune, 1 test): ``(dir, manifest)``."""
     from training.data.embedded import SynthSpec, write_embedded_dataset
     from training.data.shards import load_manifest
 
     out = tmp_path_factory.mktemp("motion") / "shards"
-    write_embedded_dataset(out, SynthSpec(clips_per_class=6, num_frames=12, size=32, seed=3))
+    write_embedded_dataset(out, SynthSpec(clips_per_class=7, num_frames=12, size=32, seed=3))
     return out, load_manifest(out)
 
 

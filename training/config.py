@@ -18,13 +18,18 @@ from training.losses.config import CollaborationConfig, ObjectiveConfig
 
 
 class DataConfig(BaseModel):
-    """Where the shards are and how clips are sampled. ``flip`` only when mirroring keeps labels."""
+    """Where the shards are, which splits play which part (``training.data.splits``), and how
+    clips are sampled. ``flip`` only when mirroring keeps labels."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     path: str = Field(description="directory holding dataset.json and the shards: a local path or a storage URI")
     train_split: str = "train"
-    val_split: str = "val"
+    val_split: str = Field(
+        "tune",
+        description="the selection split, evaluated after every epoch: what ASHA, Optuna and `best` decide on",
+    )
+    test_split: str = Field("test", description="for reported figures only (evaluate, report, demo); never decided on")
     num_frames: int = Field(8, ge=1)
     size: int = Field(64, ge=8)
     flip: bool = False

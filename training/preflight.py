@@ -84,10 +84,10 @@ class Preflight:
                 raise ValueError(f"train.data.path: {error}") from None
         manifest = self._manifests[path]
         for field, split in (("train_split", config.data.train_split), ("val_split", config.data.val_split)):
-            if split not in manifest.splits:
-                raise ValueError(
-                    f"train.data.{field}: {split!r} is not a split of the data; it has {sorted(manifest.splits)}"
-                )
+            try:
+                manifest.split(path, split)
+            except ValueError as error:
+                raise ValueError(f"train.data.{field}: {error}") from None
         return manifest
 
     def _teacher_cards(self, index: int, source: str) -> list[tuple[str, ModelCard]]:

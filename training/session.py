@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.data.shards import SplitSource
 from training.data.stream import ClipBatch, ClipCollate, ClipSampling, iterate_clips
 from training.telemetry import TrialGauges
 
@@ -62,15 +63,24 @@ class Session(Protocol):
 class _ValidationCache:
     """This rank's validation clips: decoded in-process once and kept when they fit in memory."""
 
-    def __init__(self, paths: list[str], sampling: ClipSampling, rank: int, world_size: int, device: torch.device):
-        self.paths, self.sampling, self.rank, self.world_size, self.device = paths, sampling, rank, world_size, device
+    def __init__(self, source: SplitSource, sampling: ClipSampling, rank: int, world_size: int, device: torch.device):
+        self.source, self.sampling, self.rank, self.world_size, self.device = source, sampling, rank, world_size, device
         self._cached: list[ClipBatch] | None = None
 
     def batches(self, batch_size: int) -> Iterable[ClipBatch]:
         if self._cached is not None:
             return self._cached
         part = (self.rank, self.world_size)
-        batches = list(iterate_clips(self.paths, self.sampling, batch_size=batch_size, device=self.device, part=part))
+        batches = list(
+            iterate_clips(
+                self.source.paths,
+                self.sampling,
+                batch_size=batch_size,
+                device=self.device,
+                part=part,
+                rows=self.source.rows,
+            )
+        )
         if sum(b.clips.numel() * b.clips.element_size() for b in batches) <= VAL_CACHE_BYTES:
             self._cached = batches
         return batches
@@ -79,13 +89,20 @@ class _ValidationCache:
 TrainBatches = Callable[[int, int], Generator[ClipBatch, None, None]]
 
 
-def in_process_batches(paths: list[str], sampling: ClipSampling, device: torch.device, *, seed: int) -> TrainBatches:
+def in_process_batches(source: SplitSource, sampling: ClipSampling, device: torch.device, *, seed: int) -> TrainBatches:
     """Training batches decoded in the calling process, endless, in a new random order every pass."""
 
     def batches(batch_size: int, start: int = 0) -> Generator[ClipBatch, None, None]:
         shuffle = np.random.default_rng(seed)
         return iterate_clips(
-            paths, sampling, batch_size=batch_size, device=device, shuffle=shuffle, passes=None, skip=start
+            source.paths,
+            sampling,
+            batch_size=batch_size,
+            device=device,
+            shuffle=shuffle,
+            passes=None,
+            skip=start,
+            rows=source.rows,
         )
 
     return batches
@@ -131,10 +148,10 @@ class _OneProcess:
     rank = 0
     world_size = 1
 
-    def __init__(self, train: TrainBatches, val_paths: list[str], val: ClipSampling, device: torch.device):
+    def __init__(self, train: TrainBatches, val_source: SplitSource, val: ClipSampling, device: torch.device):
         self.device = device
         self._train = train
-        self._val = _ValidationCache(val_paths, val, 0, 1, device)
+        self._val = _ValidationCache(val_source, val, 0, 1, device)
 
     def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
         return module.to(self.device)
@@ -155,10 +172,16 @@ class LocalSession(_OneProcess):
     debug a config without a cluster."""
 
     def __init__(
-        self, train_paths: list[str], val_paths: list[str], train: ClipSampling, val: ClipSampling, *, seed: int = 0
+        self,
+        train_source: SplitSource,
+        val_source: SplitSource,
+        train: ClipSampling,
+        val: ClipSampling,
+        *,
+        seed: int = 0,
     ):
         device = default_device()
-        super().__init__(in_process_batches(train_paths, train, device, seed=seed), val_paths, val, device)
+        super().__init__(in_process_batches(train_source, train, device, seed=seed), val_source, val, device)
         self.history: list[dict[str, float]] = []
 
     def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
@@ -173,10 +196,10 @@ class TuneSession(_OneProcess):
     """A single-worker trial running inside the Tune function trainable; ``train`` gives the run's
     training stream (``in_process_batches`` or ``ray_data_batches``)."""
 
-    def __init__(self, train: TrainBatches, val_paths: list[str], val: ClipSampling):
+    def __init__(self, train: TrainBatches, val_source: SplitSource, val: ClipSampling):
         import ray.tune
 
-        super().__init__(train, val_paths, val, default_device())
+        super().__init__(train, val_source, val, default_device())
         self._gauges = TrialGauges(ray.tune.get_context().get_trial_id() or "local")
 
     def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
@@ -196,7 +219,7 @@ class TuneSession(_OneProcess):
 class TrainSession:
     """One worker of a ``TorchTrainer`` (DDP over gloo on CPU, NCCL on GPU)."""
 
-    def __init__(self, val_paths: list[str], val: ClipSampling, trial_id: str):
+    def __init__(self, val_source: SplitSource, val: ClipSampling, trial_id: str):
         import ray.train
         import ray.train.torch
 
@@ -204,7 +227,7 @@ class TrainSession:
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
         self.device = ray.train.torch.get_device()
         self._train = ray_data_batches(ray.train.get_dataset_shard("train"), self.device)
-        self._val = _ValidationCache(val_paths, val, self.rank, self.world_size, self.device)
+        self._val = _ValidationCache(val_source, val, self.rank, self.world_size, self.device)
         self._gauges = TrialGauges(trial_id) if self.rank == 0 else None
 
     def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:

@@ -67,15 +67,15 @@ def test_a_kept_sweep_refuses_another_budget_or_grid(tmp_path):
 
 def test_kept_data_is_reused_only_at_the_asked_for_size(tmp_path, monkeypatch):
     data = tmp_path / "data"
-    prepare_data(data, clips_per_class=2)
+    prepare_data(data, clips_per_class=3)
 
     def no_second_write(*args, **kwargs):
         raise AssertionError("the kept dataset was written again")
 
     monkeypatch.setattr(ablation, "write_embedded_dataset", no_second_write)
-    prepare_data(data, clips_per_class=2)
-    with pytest.raises(SystemExit, match=r"dataset.json: 20 clips, --clips-per-class 3 asks for 30"):
-        prepare_data(data, clips_per_class=3)
+    prepare_data(data, clips_per_class=3)
+    with pytest.raises(SystemExit, match=r"dataset.json: 30 clips, --clips-per-class 4 asks for 40"):
+        prepare_data(data, clips_per_class=4)
 
 
 def test_an_interrupted_dataset_is_named_not_overwritten(tmp_path):

@@ -39,5 +39,5 @@ def test_a_model_trained_on_other_classes_is_refused_naming_both(motion_shards, 
 def test_an_exported_model_is_scored_on_every_clip_of_the_split(motion_shards, exported_teacher: Path) -> None:
     data_dir, manifest = motion_shards
     report = evaluate_export(exported_teacher, data_dir, clips=2)
-    assert report.clips == manifest.splits["val"].clips and report.skipped == 0
+    assert report.clips == manifest.splits["test"].clips and report.skipped == 0
     assert sorted(report.per_class) == sorted(manifest.classes)

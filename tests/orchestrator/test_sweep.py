@@ -10,6 +10,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.evaluation import evaluate_export
+from orchestrator.report import write_report
 from orchestrator.results import read_sweep
 from orchestrator.selection import export_best, rank_trials
 from orchestrator.sweep import run_sweep
@@ -60,9 +61,15 @@ def test_optuna_sweep_with_asha_stops_a_bad_trial_and_exports_the_best(
     assert card.provenance["trial_id"] == best.record.trial_id
     data_dir, manifest = motion_shards
     report = evaluate_export(exported, data_dir, clips=2)
-    assert report.clips == manifest.splits["val"].clips
+    assert report.clips == manifest.splits["test"].clips
     assert sorted(report.per_class) == sorted(manifest.classes)
     assert report.confusion.sum() == report.clips
+
+    # The report scores the trial `best` picked on the test split, as `evaluate` does.
+    page = Path(write_report(outcome.sweep_dir, tmp_path / "report", metric="val_loss")).read_text()
+    on_test = evaluate_export(exported, data_dir)
+    assert "On the test split" in page and f"<td>{best.record.trial_id}</td>" in page
+    assert f"<td>{on_test.top1:.4f}</td><td>{on_test.top5:.4f}</td><td>{on_test.clips}</td>" in page
 
     # The same through the CLI, ranking by a metric to minimise.
     best_args = ["best", outcome.sweep_dir, "--metric", "val_loss", "--mode", "min", "--top-k", "2"]

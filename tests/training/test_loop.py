@@ -79,9 +79,7 @@ def test_a_run_takes_its_epochs_from_one_stream_and_closes_it(motion_shards) -> 
     data_dir, manifest = motion_shards
     config = _config(data_dir, epochs=3, max_steps_per_epoch=2)
     train, val = samplings(config)
-    session = _RecordingSession(
-        manifest.shard_paths(data_dir, "train"), manifest.shard_paths(data_dir, "val"), train, val
-    )
+    session = _RecordingSession(manifest.split(data_dir, "train"), manifest.split(data_dir, "tune"), train, val)
     run_training(config.model_dump(mode="json"), session)
     assert (session.streams, session.drawn, session.closed) == (1, 6, 1)
     assert [(m["epoch"], m["step"]) for m in session.history] == [(1, 2), (2, 4), (3, 6)]
@@ -93,7 +91,7 @@ def test_a_ray_data_stream_starts_a_new_execution_when_one_ends(motion_shards, r
     dataset ends the stream instead of restarting forever."""
     os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
     data_dir, manifest = motion_shards
-    dataset = clip_dataset(manifest.shard_paths(data_dir, "val"), ClipSampling(num_frames=4, size=32))
+    dataset = clip_dataset(manifest.shard_paths(data_dir, "tune"), ClipSampling(num_frames=4, size=32))
     stream = ray_data_batches(dataset.iterator(), CPU)(4)
     assert [len(b.labels) for b in itertools.islice(stream, 5)] == [4] * 5
     stream.close()
@@ -125,9 +123,7 @@ def test_epoch_means_count_the_steps_each_epoch_took(motion_shards, monkeypatch)
 
     monkeypatch.setattr(Distiller, "step", recorded_step)
     train, val = samplings(config)
-    session = _LosingFirstBatchSession(
-        manifest.shard_paths(data_dir, "train"), manifest.shard_paths(data_dir, "val"), train, val
-    )
+    session = _LosingFirstBatchSession(manifest.split(data_dir, "train"), manifest.split(data_dir, "tune"), train, val)
     run_training(config.model_dump(mode="json"), session)
     assert [(m["step"], m["skipped_clips"]) for m in session.history] == [(2, 8), (5, 8)]
     assert [m["train_loss"] for m in session.history] == pytest.approx([sum(losses[:2]) / 2, sum(losses[2:]) / 3])
@@ -138,7 +134,7 @@ def test_a_seed_repeats_an_in_process_run_exactly(motion_shards) -> None:
     data_dir, manifest = motion_shards
     config = with_overrides(_config(data_dir, epochs=2, max_steps_per_epoch=2), {"data.min_scale": 0.6})
     train, val = samplings(config)
-    paths = manifest.shard_paths(data_dir, "train"), manifest.shard_paths(data_dir, "val")
+    paths = manifest.split(data_dir, "train"), manifest.split(data_dir, "tune")
 
     def losses(seed: int) -> list[float]:
         session = LocalSession(*paths, train, val, seed=seed)
@@ -195,7 +191,7 @@ def test_a_resumed_in_process_run_continues_as_if_never_interrupted(
             },
         )
     train, val = samplings(config)
-    paths = manifest.shard_paths(data_dir, "train"), manifest.shard_paths(data_dir, "val")
+    paths = manifest.split(data_dir, "train"), manifest.split(data_dir, "tune")
     whole = _CheckpointingSession(*paths, train, val, directory=tmp_path / "whole")
     run_training(config.model_dump(mode="json"), whole)
 

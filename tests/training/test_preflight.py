@@ -44,7 +44,7 @@ def test_a_runnable_config_passes(base: TrainConfig) -> None:
         ({"data.path": "/nowhere"}, r"train\.data\.path: /nowhere/dataset\.json not found"),
         (
             {"data.val_split": "valid"},
-            r"train\.data\.val_split: 'valid' is not a split of the data; it has \['train', 'val'\]",
+            r"train\.data\.val_split: .*dataset\.json has no split 'valid'; it has \['test', 'train', 'tune'\]",
         ),
         ({"data.num_frames": 4}, r"train\.teachers\[0\]: .*teacher takes 8 frames, train\.data\.num_frames is 4"),
         ({"objective.taps": [["stage3", "layer3"]]}, r"train\.objective\.taps: teacher tap 'layer3' does not exist"),

@@ -23,6 +23,7 @@ import numpy as np
 
 from training.data.codec import encode_clip
 from training.data.shards import DEFAULT_SHARD_BYTES, ClipRecord, DatasetWriter
+from training.data.splits import DEFAULT_TEST_FRACTION, DEFAULT_TUNE_FRACTION, TEST, TRAIN, TUNE, check_fraction
 
 PathLike = TypeVar("PathLike", str, Path)
 
@@ -144,30 +145,39 @@ def render_dataset(num_clips: int, *, num_frames: int, size: int, seed: int) -> 
 
 @dataclass(frozen=True)
 class SynthSpec:
+    """How many clips per class and of what shape; ``test_fraction`` of each class are the test
+    split, then ``tune_fraction`` of the rest the selection split (``training.data.splits``)."""
+
     clips_per_class: int
     num_frames: int = 16
     size: int = 64
     seed: int = 0
-    val_fraction: float = 0.2
+    test_fraction: float = DEFAULT_TEST_FRACTION
+    tune_fraction: float = DEFAULT_TUNE_FRACTION
 
     def __post_init__(self) -> None:
-        if self.clips_per_class < 2:
-            raise ValueError(f"clips_per_class must be >= 2 (one train, one val), got {self.clips_per_class}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.clips_per_class < 3:
+            raise ValueError(
+                f"clips_per_class must be >= 3 (a train, a tune and a test clip), got {self.clips_per_class}"
+            )
+        check_fraction("test_fraction", self.test_fraction)
+        check_fraction("tune_fraction", self.tune_fraction)
 
     def plan(self) -> list[tuple[int, int, str]]:
-        """``(index, label, split)`` for every clip; the first ``val`` clips of each class are validation.
+        """``(index, label, split)`` for every clip: in each class the first clips are the test
+        split, the next ones the selection split, the rest the training split.
 
         The order is shuffled (deterministically) so shards are not sorted by class: streaming
         readers then only need a small local shuffle buffer to get mixed batches.
         """
-        val = max(1, round(self.clips_per_class * self.val_fraction))
-        plan = [
-            (label * self.clips_per_class + k, label, "val" if k < val else "train")
-            for label in range(len(MOTION_CLASSES))
-            for k in range(self.clips_per_class)
-        ]
+        n = self.clips_per_class
+        test = min(max(1, round(n * self.test_fraction)), n - 2)
+        tune = min(max(1, round((n - test) * self.tune_fraction)), n - test - 1)
+
+        def split(k: int) -> str:
+            return TEST if k < test else TUNE if k < test + tune else TRAIN
+
+        plan = [(label * n + k, label, split(k)) for label in range(len(MOTION_CLASSES)) for k in range(n)]
         order = np.random.default_rng([self.seed, 2**31]).permutation(len(plan))
         return [plan[i] for i in order]
 
@@ -197,7 +207,7 @@ def write_embedded_dataset(
     progress: Callable[[int], None] | None = None,
 ) -> PathLike:
     """Render, encode and shard the dataset into ``out`` (a local directory or a storage URI);
-    returns ``out``. Splits: ``train`` and ``val``."""
+    returns ``out``. Splits: ``train``, ``tune`` and ``test``."""
     with DatasetWriter(out, list(MOTION_CLASSES), source=f"synth:seed={spec.seed}", shard_bytes=shard_bytes) as writer:
         for (index, label, split), video in zip(spec.plan(), _encoded_clips(spec, workers), strict=True):
             record = ClipRecord(

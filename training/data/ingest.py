@@ -5,10 +5,11 @@ probed (or, for Jester, its frames decoded and encoded) in a process pool, and t
 written as shards. A file that cannot be read, is empty, truncated or not a video becomes one line
 of ``rejects.jsonl`` with the reason, and never costs any other clip its place.
 
-A folder tree has no splits of its own; it is split after probing, among the clips that passed,
-so a broken file cannot take a class's only validation slot. That needs every probe result first;
-they are small because workers never ship a video file's bytes back: the writer reads the file
-itself, which costs no more than unpickling it from a worker would.
+The splits a source does not bring — a folder tree's test split, every source's selection split
+(``training.data.splits``) — are drawn after probing, among the clips that passed, so a broken
+file cannot take a class's only held-out slot. That needs every probe result first; they are
+small because workers never ship a video file's bytes back: the writer reads the file itself,
+which costs no more than unpickling it from a worker would.
 
 Candidates are processed in an order fixed by ``seed`` and each ``clip_id`` (a hash, not the
 listing order) and results consumed in that order, so the shards are the same whatever the number
@@ -36,6 +37,15 @@ from training import storage
 from training.data.codec import DecodeError, encode_clip, probe_clip
 from training.data.layouts import Candidate, Reject, read_layout
 from training.data.shards import DEFAULT_SHARD_BYTES, MANIFEST_NAME, ClipRecord, DatasetWriter
+from training.data.splits import (
+    DEFAULT_TEST_FRACTION,
+    DEFAULT_TUNE_FRACTION,
+    TEST,
+    TRAIN,
+    TUNE,
+    carve,
+    check_fraction,
+)
 
 REJECTS_NAME = "rejects.jsonl"
 IN_FLIGHT_PER_WORKER = 4
@@ -72,21 +82,24 @@ def ingest(
     *,
     workers: int = os.cpu_count() or 1,
     shard_bytes: int = DEFAULT_SHARD_BYTES,
-    val_fraction: float = 0.2,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    tune_fraction: float = DEFAULT_TUNE_FRACTION,
     seed: int = 0,
     progress: bool = True,
 ) -> IngestSummary:
     """Ingest the dataset at ``source`` in layout ``fmt`` (see ``training.data.layouts``) into ``out``
     (a local directory or a storage URI).
 
-    ``val_fraction`` and ``seed`` shape the split of a ``folder`` tree (``val_clips``); the other
-    layouts bring their own. ``workers=1`` runs in this process. Raises ``ValueError`` when no clip
-    survives, after ``rejects.jsonl`` is written, so the user can see why.
+    ``test_fraction`` draws a ``folder`` tree's test split (the other layouts bring their own:
+    their validation split), ``tune_fraction`` every source's selection split out of its training
+    clips, both stratified by class and seeded by ``seed`` (``assign_splits``). ``workers=1`` runs
+    in this process. Raises ``ValueError`` when no clip survives, after ``rejects.jsonl`` is
+    written, so the user can see why.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    if not 0 < val_fraction < 1:
-        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    check_fraction("test_fraction", test_fraction)
+    check_fraction("tune_fraction", tune_fraction)
     source, out = Path(source), str(out)
     layout = read_layout(source, fmt)
     rejects_path = storage.join(out, REJECTS_NAME)
@@ -113,15 +126,14 @@ def ingest(
             unit="clip",
             disable=None if progress else True,  # None: only on a terminal
         )
-        if any(c.split is None for c in candidates):
-            checked = split_checked(list(checked), val_fraction=val_fraction, seed=seed)
+        checked = assign_splits(list(checked), test_fraction=test_fraction, tune_fraction=tune_fraction, seed=seed)
         for candidate, outcome in checked:
             result = outcome if isinstance(outcome, Reject) else _record(candidate, outcome)
             if isinstance(result, Reject):
                 rejects.write(_jsonl(result).encode())
                 rejected += 1
             else:
-                assert candidate.split is not None  # split_checked gave every passing clip one
+                assert candidate.split is not None  # assign_splits gave every passing clip one
                 writer.write(candidate.split, result)
                 per_split[candidate.split] = per_split.get(candidate.split, 0) + 1
         if not per_split:
@@ -129,33 +141,30 @@ def ingest(
     return IngestSummary(sum(per_split.values()), rejected, dict(sorted(per_split.items())), rejects_path)
 
 
-def val_clips(clip_ids: Sequence[str], class_name: str, *, val_fraction: float, seed: int) -> set[str]:
-    """The validation members of one class: ``round(n·val_fraction)`` of its ``n`` clips, at least one
-    and at most ``n − 1`` when ``n ≥ 2``.
-
-    The generator is seeded by the class *name*, so adding or removing a class leaves every other
-    class's split unchanged, and the ids are sorted first so listing order cannot matter.
-    """
-    ordered = sorted(clip_ids)
-    n = len(ordered)
-    val = min(max(1, round(n * val_fraction)), n - 1) if n >= 2 else 0
-    rng = np.random.default_rng([seed, zlib.crc32(class_name.encode())])
-    return {ordered[i] for i in rng.permutation(n)[:val]}
-
-
-def split_checked(
-    checked: list[tuple[Candidate, Checked | Reject]], *, val_fraction: float, seed: int
+def assign_splits(
+    checked: list[tuple[Candidate, Checked | Reject]], *, test_fraction: float, tune_fraction: float, seed: int
 ) -> list[tuple[Candidate, Checked | Reject]]:
-    """Give every clip that passed a ``train``/``val`` split, stratified by class (``val_clips``)."""
-    passed: dict[str, list[str]] = {}
-    for candidate, outcome in checked:
-        if isinstance(outcome, Checked):
-            passed.setdefault(candidate.label_name, []).append(candidate.clip_id)
-    val = set().union(*(val_clips(ids, name, val_fraction=val_fraction, seed=seed) for name, ids in passed.items()))
-    return [
-        (replace(c, split="val" if c.clip_id in val else "train") if isinstance(o, Checked) else c, o)
-        for c, o in checked
-    ]
+    """Every clip that passed gets its split: a folder tree's clips first a stratified ``test``
+    split (``test_fraction`` of each class), then every source's training clips their ``tune``
+    split (``tune_fraction`` of each class's). Drawn among the clips that passed, so a broken
+    file never takes a class's only held-out slot."""
+    passed = {c.clip_id: c for c, outcome in checked if isinstance(outcome, Checked)}
+    unsplit = "unsplit"
+    drawn = carve(
+        ((i, c.label_name, c.split or unsplit) for i, c in passed.items()),
+        source=unsplit,
+        target=TEST,
+        fraction=test_fraction,
+        seed=seed,
+    )
+    drawn = carve(
+        ((i, passed[i].label_name, TRAIN if split == unsplit else split) for i, split in drawn.items()),
+        source=TRAIN,
+        target=TUNE,
+        fraction=tune_fraction,
+        seed=seed,
+    )
+    return [(replace(c, split=drawn[c.clip_id]) if c.clip_id in drawn else c, o) for c, o in checked]
 
 
 def _record(candidate: Candidate, checked: Checked) -> ClipRecord | Reject:

@@ -5,17 +5,20 @@ and where their data lies. Problems found in the annotations themselves (a malfo
 the layout does not define, a file that is not there, a clip annotated twice) become ``Reject``\\ s,
 so one bad line never stops the rest; only a missing source or annotation file raises.
 
+A source's official validation split becomes the ``test`` split (what is reported, never decided
+on); ingest carves the selection split ``tune`` out of the training clips (``training.data.splits``).
+
 Where files live (``SRC`` is the source directory):
 
 - ``folder``: ``SRC/<class>/<file>.{mp4,avi,webm,mkv}`` (any case, any depth below the class
   folder). Classes are the sorted names of class folders holding at least one such file. Files
   with another extension, and files directly in ``SRC``, are rejected so the user sees them;
   hidden files and folders (``.DS_Store``, ``.git``) are skipped. The tree has no splits: its
-  candidates carry ``split=None`` and ingest draws a stratified ``train``/``val`` split among the
-  clips that probe fine. Clip id ``<class>/<path below it, without extension>``.
+  candidates carry ``split=None`` and ingest draws a stratified ``test`` split among the clips
+  that probe fine. Clip id ``<class>/<path below it, without extension>``.
 - ``kinetics``: every ``SRC/*.csv`` with header ``label,youtube_id,time_start,time_end,split``
   (extra columns ignored), e.g. ``train.csv``, ``validate.csv``, ``test.csv``. Split values
-  ``train``, ``validate``/``val``, ``test`` map to ``train``, ``val``, ``test``. Videos are found by
+  ``train``, ``validate``/``val``, ``test`` map to ``train``, ``test``, ``holdout``. Videos are found by
   name anywhere below ``SRC`` (``SRC/train/<label>/…``, ``SRC/videos/…``): clip id and file stem are
   ``<youtube_id>_<start:06d>_<end:06d>``. Classes are the sorted labels of the ``train`` rows (all
   rows when there are none), so a val/test label the model could never learn is rejected.
@@ -40,9 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from training.data.splits import TEST, TRAIN
+
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".webm", ".mkv"})
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
-KINETICS_SPLITS = {"train": "train", "validate": "val", "val": "val", "test": "test"}
+# Kinetics' validation rows are our test split; its own test rows go to `holdout`, which nothing
+# reads unless asked (`evaluate --split holdout`).
+KINETICS_SPLITS = {"train": TRAIN, "validate": TEST, "val": TEST, "test": "holdout"}
 JESTER_FRAME_ROOTS = (".", "20bn-jester-v1")
 
 
@@ -178,7 +185,7 @@ def read_kinetics(source: Path) -> Layout:
                     rejects.append(annotation)
                 else:
                     annotations.append(annotation)
-    train_labels = {a.label_name for a in annotations if a.split == "train"}
+    train_labels = {a.label_name for a in annotations if a.split == TRAIN}
     classes = sorted(train_labels or {a.label_name for a in annotations})
     known_from = "the train split's labels" if train_labels else "the annotations"
     index = _index_videos(source)
@@ -218,7 +225,7 @@ def read_ssv2(source: Path) -> Layout:
     classes = sorted(indices, key=indices.__getitem__)
     annotations: list[_Annotation] = []
     rejects: list[Reject] = []
-    for name, split in (("train.json", "train"), ("validation.json", "val")):
+    for name, split in (("train.json", TRAIN), ("validation.json", TEST)):
         entries = _read_json(source / name)
         if not isinstance(entries, list):
             raise ValueError(f"{source / name}: expected a list of {{id, label, template, placeholders}}")
@@ -243,7 +250,7 @@ def read_jester(source: Path) -> Layout:
     """Jester ``id;label`` CSVs → candidates for the frame folders, encoded into one clip each at ingest."""
     annotations: list[_Annotation] = []
     rejects: list[Reject] = []
-    splits = ((("train.csv", "jester-v1-train.csv"), "train"), (("validation.csv", "jester-v1-validation.csv"), "val"))
+    splits = ((("train.csv", "jester-v1-train.csv"), TRAIN), (("validation.csv", "jester-v1-validation.csv"), TEST))
     for names, split in splits:
         table = _first_existing(source, names)
         for number, line in enumerate(table.read_text().splitlines(), start=1):

@@ -9,16 +9,22 @@ Arrow ``binary`` array comes near its 2 GiB offset limit.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from training import storage
+from training.data.splits import DEFAULT_TUNE_FRACTION, TEST, TRAIN, TUNE, carve, check_fraction, selection_split_hint
 
-SCHEMA_VERSION = 1
+# 2: a split may be carved out of another's shards (``include``/``exclude``), and datasets carry
+# train/tune/test. Version 1 manifests (train/val) are still read.
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 MANIFEST_NAME = "dataset.json"
 SCHEMA = pa.schema(
     [
@@ -106,10 +112,48 @@ class ShardWriter:
 
 @dataclass
 class SplitInfo:
+    """One split's shards and counts. A split carved out of another's shards without rewriting
+    them (``specdistill carve``) keeps only the rows whose ``clip_id`` is in ``include``, or all
+    but those in ``exclude``; ``clips``, ``bytes`` and ``class_counts`` count those rows."""
+
     clips: int
     bytes: int
     shards: list[str]
     class_counts: list[int]
+    include: list[str] | None = None
+    exclude: list[str] | None = None
+
+    def rows(self) -> RowFilter | None:
+        if self.include is None and not self.exclude:
+            return None
+        include = None if self.include is None else frozenset(self.include)
+        return RowFilter(include=include, exclude=frozenset(self.exclude or ()))
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """Which rows of a split's shards belong to it, by ``clip_id``."""
+
+    include: frozenset[str] | None = None
+    exclude: frozenset[str] = frozenset()
+
+    def keep(self, clip_ids: np.ndarray) -> np.ndarray:
+        """A boolean mask over ``clip_ids``."""
+        ids = np.asarray(clip_ids, dtype=object)
+        mask = np.ones(len(ids), dtype=bool)
+        if self.include is not None:
+            mask &= np.fromiter((i in self.include for i in ids), dtype=bool, count=len(ids))
+        if self.exclude:
+            mask &= np.fromiter((i not in self.exclude for i in ids), dtype=bool, count=len(ids))
+        return mask
+
+
+@dataclass(frozen=True)
+class SplitSource:
+    """Where a split's clips are: its shard locations, and which of their rows it keeps."""
+
+    paths: list[str]
+    rows: RowFilter | None = None
 
 
 @dataclass
@@ -122,14 +166,26 @@ class Manifest:
     schema_version: int = SCHEMA_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def shard_paths(self, root: str | Path, split: str) -> list[str]:
-        """The split's shard locations under ``root`` (where ``dataset.json`` is)."""
-        if split not in self.splits:
+    def split(self, root: str | Path, name: str) -> SplitSource:
+        """The split's shard locations under ``root`` (where ``dataset.json`` is) and row filter."""
+        if name not in self.splits:
             where = storage.display(storage.join(root, MANIFEST_NAME))
-            raise ValueError(f"{where} has no split {split!r}; it has {sorted(self.splits)}")
+            hint = f": {selection_split_hint(str(root))}" if name == TUNE else ""
+            raise ValueError(f"{where} has no split {name!r}; it has {sorted(self.splits)}{hint}")
+        info = self.splits[name]
         if storage.is_uri(root):
-            return [storage.join(root, name) for name in self.splits[split].shards]
-        return [str((Path(root) / name).resolve()) for name in self.splits[split].shards]
+            paths = [storage.join(root, shard) for shard in info.shards]
+        else:
+            paths = [str((Path(root) / shard).resolve()) for shard in info.shards]
+        return SplitSource(paths, info.rows())
+
+    def shard_paths(self, root: str | Path, split: str) -> list[str]:
+        """The split's shard locations, for a split that keeps every row of its shards (what
+        ``synth`` and ``ingest`` write); a carved split needs :meth:`split`."""
+        source = self.split(root, split)
+        if source.rows is not None:
+            raise ValueError(f"split {split!r} keeps only some rows of its shards: read it through Manifest.split")
+        return source.paths
 
 
 class DatasetWriter:
@@ -176,11 +232,12 @@ class DatasetWriter:
 
 
 def write_manifest(directory: str | Path, manifest: Manifest) -> None:
+    splits = {name: {k: v for k, v in vars(info).items() if v is not None} for name, info in manifest.splits.items()}
     payload = {
         "schema_version": manifest.schema_version,
         "source": manifest.source,
         "classes": manifest.classes,
-        "splits": {name: vars(info) for name, info in manifest.splits.items()},
+        "splits": splits,
         **manifest.extra,
     }
     storage.write_text(storage.join(directory, MANIFEST_NAME), json.dumps(payload, indent=2) + "\n")
@@ -200,8 +257,8 @@ def load_manifest(directory: str | Path) -> Manifest:
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
     version = payload.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise ValueError(f"{path}: schema_version is {version!r}, this build reads {SCHEMA_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise ValueError(f"{path}: schema_version is {version!r}, this build reads {READABLE_VERSIONS}")
     classes = payload.get("classes")
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise ValueError(f"{path}: field 'classes' must be a non-empty list of names")
@@ -219,4 +276,58 @@ def load_manifest(directory: str | Path) -> Manifest:
         raise ValueError(f"{path}: field 'splits' is empty")
     known = {"schema_version", "source", "classes", "splits"}
     extra = {k: v for k, v in payload.items() if k not in known}
-    return Manifest(classes=classes, splits=splits, source=str(payload.get("source", "")), extra=extra)
+    return Manifest(
+        classes=classes, splits=splits, source=str(payload.get("source", "")), schema_version=version, extra=extra
+    )
+
+
+def carve_selection_split(directory: str | Path, *, fraction: float = DEFAULT_TUNE_FRACTION, seed: int = 0) -> Manifest:
+    """Give a dataset written before the selection split existed (``train`` and the official
+    ``val``) its three splits without rewriting a shard: ``tune`` is ``fraction`` of each class's
+    training clips (named in the manifest by ``clip_id``), ``train`` keeps the rest, and ``val``
+    becomes ``test``. Only ``dataset.json`` is rewritten (whole, never half)."""
+    check_fraction("fraction", fraction)
+    manifest = load_manifest(directory)
+    where = storage.display(storage.join(directory, MANIFEST_NAME))
+    if TUNE in manifest.splits:
+        raise ValueError(f"{where} already has a selection split ({TUNE!r})")
+    if TRAIN not in manifest.splits or manifest.splits[TRAIN].rows() is not None:
+        raise ValueError(f"{where}: no whole {TRAIN!r} split to carve from; it has {sorted(manifest.splits)}")
+    train = manifest.splits[TRAIN]
+    source = manifest.split(directory, TRAIN)
+    # Two small columns: the video bytes stay where they are (a split's ``bytes`` is then shared
+    # out in proportion to its clips, which is what it is for: telling a split's size).
+    table = pa.concat_tables(pq.read_table(path, columns=["clip_id", "label"]) for path in source.paths)
+    ids = table.column("clip_id").to_pylist()
+    labels = table.column("label").to_pylist()
+    assigned = carve(
+        ((i, manifest.classes[label], TRAIN) for i, label in zip(ids, labels, strict=True)),
+        source=TRAIN,
+        target=TUNE,
+        fraction=fraction,
+        seed=seed,
+    )
+    picked = sorted(i for i, split in assigned.items() if split == TUNE)
+
+    def counted(keep: Callable[[str], bool], **rows: list[str]) -> SplitInfo:
+        counts = [0] * len(manifest.classes)
+        for clip_id, label in zip(ids, labels, strict=True):
+            if keep(clip_id):
+                counts[label] += 1
+        share = round(train.bytes * sum(counts) / max(1, len(ids)))
+        return SplitInfo(clips=sum(counts), bytes=share, shards=list(train.shards), class_counts=counts, **rows)
+
+    chosen = set(picked)
+    splits = dict(manifest.splits)
+    splits[TRAIN] = counted(lambda i: i not in chosen, exclude=picked)
+    splits[TUNE] = counted(lambda i: i in chosen, include=picked)
+    if "val" in splits and TEST not in splits:  # the official validation split: the test split now
+        splits[TEST] = splits.pop("val")
+    carved = Manifest(
+        classes=manifest.classes,
+        splits=splits,
+        source=manifest.source,
+        extra=manifest.extra | {"tune_split": {"fraction": fraction, "seed": seed, "carved_from": TRAIN}},
+    )
+    write_manifest(directory, carved)
+    return carved

@@ -10,6 +10,7 @@ collate, so one bad file never stops an epoch.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,9 +22,11 @@ import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
 from torch import Tensor
 
+from training import storage
 from training.data.codec import DecodeError, decode_clip
 from training.data.normalise import normalise
 from training.data.sampling import multi_clip_indices, tsn_indices
+from training.data.shards import RowFilter
 from training.data.transforms import clip_transform
 from training.threads import single_threaded_torch
 
@@ -110,10 +113,14 @@ def decode_batch(
 
 
 def decode_blocks(
-    block: dict[str, np.ndarray], sampling: ClipSampling, batch_size: int
+    block: dict[str, np.ndarray], sampling: ClipSampling, batch_size: int, rows: RowFilter | None = None
 ) -> Iterator[dict[str, np.ndarray]]:
     """Ray Data ``map_batches`` body fused into the read task: one read block (about 2 MiB of
-    encoded clips) decoded ``batch_size`` clips at a time, each batch handed on when it is done."""
+    encoded clips) decoded ``batch_size`` clips at a time, each batch handed on when it is done;
+    rows the split does not keep (``rows``) are dropped before anything is decoded."""
+    if rows is not None:
+        mask = rows.keep(block["clip_id"])
+        block = {name: block[name][mask] for name in COLUMNS}
     for start in range(0, len(block["label"]), batch_size):
         yield decode_batch({name: column[start : start + batch_size] for name, column in block.items()}, sampling)
 
@@ -176,9 +183,11 @@ def clip_dataset(
     passes: int = 1,
     seed: int = 0,
     decode_batch_size: int = 8,
+    rows: RowFilter | None = None,
     data_context=None,  # ray.data.DataContext | None
 ):  # -> ray.data.Dataset
-    """Lazy Ray Data pipeline making ``passes`` passes over shard ``paths`` in one execution.
+    """Lazy Ray Data pipeline making ``passes`` passes over shard ``paths`` (keeping ``rows`` of
+    them, for a carved split) in one execution.
 
     A training run should ask for all its passes here rather than iterate a one-pass dataset once
     per epoch: every execution re-plans the read and starts its decode tasks and prefetch buffers
@@ -204,9 +213,9 @@ def clip_dataset(
         # task at a time (bench/RESULTS.md). Parallelism is therefore shard visits in flight:
         # a run of one pass over one shard decodes on one CPU.
         dataset = ray.data.read_parquet(ordered, override_num_blocks=len(ordered))
-        return dataset.select_columns(COLUMNS).map_batches(
+        return dataset.select_columns(_columns(rows)).map_batches(
             decode_blocks,
-            fn_kwargs={"sampling": sampling, "batch_size": decode_batch_size},
+            fn_kwargs={"sampling": sampling, "batch_size": decode_batch_size, "rows": rows},
             batch_size=None,
             num_cpus=1,
             zero_copy_batch=True,
@@ -230,9 +239,11 @@ def iterate_clips(
     shuffle: np.random.Generator | None = None,
     passes: int | None = 1,
     skip: int = 0,
+    rows: RowFilter | None = None,
 ) -> Iterator[ClipBatch]:
     """The same decode and collate, in this process: for evaluation, baselines and single-worker
-    trials that decode in their own process.
+    trials that decode in their own process. ``rows``: which rows of the shards to keep (a
+    carved split's); the others are never decoded.
 
     ``part=(rank, world_size)`` keeps every ``world_size``-th batch starting at ``rank``, skipped
     before decoding, so ranks split the work instead of repeating it. ``shuffle`` visits the files
@@ -245,26 +256,36 @@ def iterate_clips(
     """
     rank, world_size = part
     collate = ClipCollate(device)
-    for index, columns in enumerate(_encoded_batches(paths, batch_size, shuffle, passes)):
+    for index, columns in enumerate(_encoded_batches(paths, batch_size, shuffle, passes, rows)):
         offsets = np.random.default_rng(shuffle.integers(2**63)) if shuffle is not None else None
         if index >= skip and index % world_size == rank:
             yield collate(decode_batch(columns, sampling, offsets))
 
 
 def _encoded_batches(
-    paths: Sequence[str], batch_size: int, shuffle: np.random.Generator | None, passes: int | None
+    paths: Sequence[str],
+    batch_size: int,
+    shuffle: np.random.Generator | None,
+    passes: int | None,
+    rows: RowFilter | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Encoded rows in batches of ``batch_size``. Stored order: batches stop at file ends (the
     evaluation path splits by batch index). Shuffled: rows carry over between files and passes, so
-    only the stream's last batch can be short."""
+    only the stream's last batch can be short. A shard that cannot be read is named in the error."""
+    columns = _columns(rows)
     if shuffle is None:
         for file_index in file_order(len(paths), passes, None):
-            for record_batch in pq.ParquetFile(paths[file_index]).iter_batches(batch_size=batch_size, columns=COLUMNS):
-                yield _numpy_columns(record_batch)
+            with _naming(paths[file_index]):
+                batches = pq.ParquetFile(paths[file_index]).iter_batches(batch_size=batch_size, columns=columns)
+                for record_batch in batches:
+                    kept = _kept(record_batch, rows)
+                    if kept.num_rows:
+                        yield _numpy_columns(kept)
         return
     pending = None
     for file_index in file_order(len(paths), passes, shuffle):
-        table = pq.read_table(paths[file_index], columns=COLUMNS)
+        with _naming(paths[file_index]):
+            table = _kept(pq.read_table(paths[file_index], columns=columns), rows)
         table = table.take(shuffle.permutation(table.num_rows))
         if pending is not None:
             table = pa.concat_tables([pending, table])
@@ -274,6 +295,26 @@ def _encoded_batches(
         pending = table.slice(whole)
     if pending is not None and pending.num_rows:
         yield _numpy_columns(pending)
+
+
+def _columns(rows: RowFilter | None) -> list[str]:
+    """The columns a read needs: ``clip_id`` too when rows are filtered by it."""
+    return COLUMNS if rows is None else [*COLUMNS, "clip_id"]
+
+
+def _kept(rows_read: pa.Table | pa.RecordBatch, rows: RowFilter | None) -> pa.Table | pa.RecordBatch:
+    if rows is None:
+        return rows_read
+    return rows_read.filter(pa.array(rows.keep(rows_read.column("clip_id").to_numpy(zero_copy_only=False))))
+
+
+@contextlib.contextmanager
+def _naming(path: str) -> Iterator[None]:
+    """A shard Parquet cannot read (damaged, truncated, gone) fails naming the shard."""
+    try:
+        yield
+    except (pa.ArrowException, OSError) as error:
+        raise ValueError(f"{storage.display(path)}: not a readable Parquet shard ({error})") from None
 
 
 def _numpy_columns(rows: pa.Table | pa.RecordBatch) -> dict[str, np.ndarray]:

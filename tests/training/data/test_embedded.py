@@ -15,12 +15,14 @@ def _table(root: Path, split: str):
     return pq.read_table(load_manifest(root).shard_paths(root, split))
 
 
-def test_synth_writes_balanced_train_and_val_splits(tmp_path: Path) -> None:
-    write_embedded_dataset(tmp_path, SynthSpec(clips_per_class=5, num_frames=6, size=32, val_fraction=0.2))
+def test_synth_writes_balanced_train_tune_and_test_splits(tmp_path: Path) -> None:
+    spec = SynthSpec(clips_per_class=10, num_frames=6, size=32, test_fraction=0.2, tune_fraction=0.25)
+    write_embedded_dataset(tmp_path, spec)
     manifest = load_manifest(tmp_path)
     assert manifest.classes == list(MOTION_CLASSES)
-    assert manifest.splits["train"].class_counts == [4] * 10
-    assert manifest.splits["val"].class_counts == [1] * 10
+    assert manifest.splits["test"].class_counts == [2] * 10
+    assert manifest.splits["tune"].class_counts == [2] * 10  # a quarter of the 8 left
+    assert manifest.splits["train"].class_counts == [6] * 10
     table = _table(tmp_path, "train")
     assert set(table.column("container").to_pylist()) == {"mp4"}
     first = table.slice(0, 1).to_pylist()[0]
@@ -46,4 +48,4 @@ def test_synth_is_deterministic_for_a_seed_whatever_the_worker_count(tmp_path: P
 
 def test_synth_spec_refuses_too_few_clips() -> None:
     with pytest.raises(ValueError, match="clips_per_class"):
-        SynthSpec(clips_per_class=1)
+        SynthSpec(clips_per_class=2)  # one each for train, tune and test at least

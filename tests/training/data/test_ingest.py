@@ -13,7 +13,7 @@ from PIL import Image
 
 from training.data.codec import decode_clip, encode_clip, probe_clip
 from training.data.embedded import render_clip
-from training.data.ingest import ingest, val_clips
+from training.data.ingest import ingest
 from training.data.shards import load_manifest
 
 NUM_FRAMES, SIZE = 4, 32
@@ -111,50 +111,44 @@ def test_folder_tree_is_ingested_with_every_container_kept_as_is(tmp_path):
     assert summary.rejected == 0 and read_rejects(tmp_path / "out") == []
 
 
-def val_per_class(out: Path) -> dict[str, int]:
+def per_class(out: Path, split: str) -> dict[str, int]:
     counts = dict.fromkeys(load_manifest(out).classes, 0)
     for row in read_rows(out).values():
-        counts[row["label_name"]] += row["split"] == "val"
+        counts[row["label_name"]] += row["split"] == split
     return counts
 
 
-def test_folder_split_takes_the_val_fraction_of_every_class(tmp_path):
+def test_folder_splits_take_their_fraction_of_every_class(tmp_path):
     source = folder_tree(tmp_path / "src", {"a": 10, "b": 5, "c": 2, "d": 1})
 
-    run(source, tmp_path / "out", "folder", val_fraction=0.2)
+    run(source, tmp_path / "out", "folder", test_fraction=0.2, tune_fraction=0.1)
 
-    assert val_per_class(tmp_path / "out") == {"a": 2, "b": 1, "c": 1, "d": 0}
-
-
-def test_folder_split_is_the_same_for_the_same_seed_and_changes_with_it():
-    clip_ids = [f"a/{k:02d}" for k in range(10)]
-
-    def val(seed: int) -> set[str]:
-        return val_clips(clip_ids, "a", val_fraction=0.3, seed=seed)
-
-    assert val(0) == val(0) == val_clips(clip_ids[::-1], "a", val_fraction=0.3, seed=0)
-    assert any(val(seed) != val(0) for seed in range(1, 4))
+    assert per_class(tmp_path / "out", "test") == {"a": 2, "b": 1, "c": 1, "d": 0}
+    # The selection split comes out of what is left for training: 8, 4, 1 and 1 clips.
+    assert per_class(tmp_path / "out", "tune") == {"a": 1, "b": 1, "c": 0, "d": 0}
+    assert per_class(tmp_path / "out", "train") == {"a": 7, "b": 3, "c": 1, "d": 1}
 
 
-def test_folder_split_of_a_class_does_not_depend_on_the_other_classes(tmp_path):
+def test_folder_splits_of_a_class_do_not_depend_on_the_other_classes(tmp_path):
     run(folder_tree(tmp_path / "two", {"a": 10, "b": 10}), tmp_path / "out_two", "folder")
     run(folder_tree(tmp_path / "three", {"a": 10, "aa": 7, "b": 10}), tmp_path / "out_three", "folder")
 
-    def val_ids(out: Path) -> set[str]:
-        return {k for k, row in read_rows(out).items() if row["split"] == "val" and row["label_name"] != "aa"}
+    def held_out(out: Path) -> set[tuple[str, str]]:
+        rows = read_rows(out).items()
+        return {(k, row["split"]) for k, row in rows if row["split"] != "train" and row["label_name"] != "aa"}
 
-    assert val_ids(tmp_path / "out_two") == val_ids(tmp_path / "out_three")
+    assert held_out(tmp_path / "out_two") == held_out(tmp_path / "out_three")
 
 
-def test_folder_split_is_drawn_among_the_clips_that_pass_so_broken_files_take_no_val_slot(tmp_path):
+def test_folder_splits_are_drawn_among_the_clips_that_pass_so_broken_files_take_no_held_out_slot(tmp_path):
     source = folder_tree(tmp_path / "src", {"a": 5})
     for kind, make in BROKEN.items():
         write(source / "a" / f"{kind}.mp4", make())
 
-    run(source, tmp_path / "out", "folder", val_fraction=0.2)
+    run(source, tmp_path / "out", "folder", test_fraction=0.2)
 
-    assert val_per_class(tmp_path / "out") == {"a": 1}
-    assert load_manifest(tmp_path / "out").splits["train"].clips == 4
+    assert per_class(tmp_path / "out", "test") == {"a": 1} and per_class(tmp_path / "out", "tune") == {"a": 1}
+    assert load_manifest(tmp_path / "out").splits["train"].clips == 3
 
 
 @pytest.mark.parametrize("kind", list(BROKEN))
@@ -190,7 +184,7 @@ def test_summary_counts_clips_per_split_and_points_at_the_rejects(tmp_path):
 
     summary = run(source, tmp_path / "out", "folder")
 
-    assert summary.per_split == {"train": 8, "val": 2}
+    assert summary.per_split == {"test": 2, "train": 6, "tune": 2}
     assert summary.ingested == 10 and summary.rejected == 1
     assert summary.message == f"ingested 10, rejected 1: see {tmp_path / 'out' / 'rejects.jsonl'}"
 
@@ -203,7 +197,7 @@ def test_parallel_ingest_writes_the_same_shards_as_a_single_process(tmp_path):
     two = ingest(source, tmp_path / "two", "folder", workers=2, progress=False)
 
     assert (one.ingested, one.rejected, one.per_split) == (two.ingested, two.rejected, two.per_split)
-    for split in ["train", "val"]:
+    for split in ["train", "tune", "test"]:
         assert read_split(tmp_path / "one", split).equals(read_split(tmp_path / "two", split))
     assert read_rejects(tmp_path / "one") == read_rejects(tmp_path / "two")
 
@@ -247,14 +241,31 @@ def write_kinetics_csv(path: Path, rows: list[list[str]]) -> None:
         writer.writerows(rows)
 
 
+def test_every_source_gets_a_selection_split_out_of_its_training_clips(tmp_path):
+    source = tmp_path / "src"
+    rows = []
+    for k in range(10):
+        clip_id = f"train{k}_000000_000010"
+        rows.append(["abseiling", f"train{k}", "0", "10", "train"])
+        write(source / "clips" / f"{clip_id}.mp4", video(0))
+    rows.append(["abseiling", "checked", "0", "10", "validate"])
+    write(source / "clips" / "checked_000000_000010.mp4", video(0))
+    write_kinetics_csv(source / "kinetics.csv", rows)
+
+    summary = run(source, tmp_path / "out", "kinetics", tune_fraction=0.2)
+
+    assert summary.per_split == {"test": 1, "train": 8, "tune": 2}
+    assert read_rows(tmp_path / "out")["checked_000000_000010"]["split"] == "test"
+
+
 def test_kinetics_csv_layout_is_ingested_with_its_splits(tmp_path):
     source = tmp_path / "src"
     labels = ["abseiling", "petting animal (not cat)", "rock, paper, scissors"]
     expected = {}
     for split, csv_split, directory in [
         ("train", "train", "train"),
-        ("val", "validate", "val"),
-        ("test", "test", "videos"),
+        ("test", "validate", "val"),
+        ("holdout", "test", "videos"),
     ]:
         rows = []
         for label_index, label in enumerate(labels):
@@ -272,7 +283,8 @@ def test_kinetics_csv_layout_is_ingested_with_its_splits(tmp_path):
     assert load_manifest(tmp_path / "out").classes == sorted(labels)
     assert {clip_id: (row["split"], row["label_name"]) for clip_id, row in rows.items()} == expected
     assert all(row["num_frames"] == NUM_FRAMES for row in rows.values())
-    assert summary.per_split == {"test": 3, "train": 3, "val": 3} and summary.rejected == 0
+    # One training clip per class: none to spare for the selection split.
+    assert summary.per_split == {"holdout": 3, "test": 3, "train": 3} and summary.rejected == 0
 
 
 def test_kinetics_annotation_problems_are_rejected_and_the_rest_ingested(tmp_path):
@@ -298,7 +310,7 @@ def test_kinetics_annotation_problems_are_rejected_and_the_rest_ingested(tmp_pat
 
     assert {clip_id: row["split"] for clip_id, row in read_rows(tmp_path / "out").items()} == {
         "good1_000000_000010": "train",
-        "good2_000000_000010": "val",
+        "good2_000000_000010": "test",
     }
     reasons = {r["path"]: r["reason"] for r in read_rejects(tmp_path / "out")}
     assert "missing file" in reasons["kinetics.csv:4"] and "gone_000000_000010" in reasons["kinetics.csv:4"]
@@ -348,7 +360,7 @@ def test_ssv2_layout_is_ingested_with_classes_from_the_templates(tmp_path):
     assert {k: (r["split"], r["label"], r["label_name"], r["container"]) for k, r in rows.items()} == {
         "101": ("train", 0, SSV2_CLASSES[0], "webm"),
         "102": ("train", 1, SSV2_CLASSES[1], "webm"),
-        "201": ("val", 1, SSV2_CLASSES[1], "webm"),
+        "201": ("test", 1, SSV2_CLASSES[1], "webm"),
     }
     assert summary.rejected == 0
 
@@ -411,11 +423,11 @@ def test_jester_frame_folders_are_encoded_into_one_clip_each(tmp_path):
     assert {k: (r["split"], r["label"], r["source"], r["container"]) for k, r in rows.items()} == {
         "10": ("train", 1, "20bn-jester-v1/10", "mp4"),
         "11": ("train", 0, "20bn-jester-v1/11", "mp4"),
-        "20": ("val", 1, "20", "mp4"),
+        "20": ("test", 1, "20", "mp4"),
     }
     decoded = decode_clip(rows["11"]["video"], range(NUM_FRAMES))
     assert np.abs(decoded.astype(int) - frames_of(0)).mean() < 12  # JPEG then H.264: close, not exact
-    assert summary.per_split == {"train": 2, "val": 1}
+    assert summary.per_split == {"test": 1, "train": 2}
 
 
 def test_jester_broken_frames_missing_folders_and_bad_lines_are_rejected(tmp_path):

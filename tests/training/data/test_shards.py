@@ -6,7 +6,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from training.data.shards import SCHEMA, ClipRecord, DatasetWriter, ShardWriter, load_manifest
+from training.data.shards import SCHEMA, ClipRecord, DatasetWriter, ShardWriter, carve_selection_split, load_manifest
 
 
 def _record(index: int, label: int = 0, size: int = 1000) -> ClipRecord:
@@ -92,3 +92,52 @@ def test_load_manifest_names_the_bad_field(tmp_path: Path, edit, match: str) -> 
 def test_load_manifest_explains_a_missing_dataset(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="specdistill synth/ingest"):
         load_manifest(tmp_path)
+
+
+@pytest.fixture
+def two_split_dataset(tmp_path: Path) -> Path:
+    """A dataset as written before the selection split existed: ``train`` and the official ``val``,
+    3 classes × 10 training clips of real video, 2 validation clips each."""
+    import numpy as np
+
+    from training.data.codec import encode_clip
+    from training.data.embedded import render_clip
+
+    out = tmp_path / "data"
+    with DatasetWriter(out, ["a", "b", "c"], source="unit") as writer:
+        for label in range(3):
+            for k in range(12):
+                frames = render_clip(label, np.random.default_rng([label, k]), num_frames=4, size=16)
+                record = ClipRecord(f"{label}-{k}", label, "abc"[label], encode_clip(frames), "mp4", 4, "unit")
+                writer.write("val" if k < 2 else "train", record)
+    return out
+
+
+def test_carving_gives_an_old_dataset_its_selection_split_without_rewriting_a_shard(two_split_dataset: Path) -> None:
+    from training.data.stream import ClipSampling, iterate_clips
+
+    shards = {p.name: p.read_bytes() for p in two_split_dataset.glob("*.parquet")}
+    carved = carve_selection_split(two_split_dataset, fraction=0.2, seed=0)
+    assert {p.name: p.read_bytes() for p in two_split_dataset.glob("*.parquet")} == shards
+    manifest = load_manifest(two_split_dataset)
+    assert manifest == carved and sorted(manifest.splits) == ["test", "train", "tune"]
+    assert manifest.splits["tune"].class_counts == [2, 2, 2] and manifest.splits["train"].class_counts == [8, 8, 8]
+    assert manifest.splits["test"].class_counts == [2, 2, 2]  # the official validation split
+
+    sampling = ClipSampling(num_frames=4, size=16, train=False)
+    seen: dict[str, list[int]] = {}
+    for split in ("train", "tune"):
+        source = manifest.split(two_split_dataset, split)
+        batches = iterate_clips(source.paths, sampling, batch_size=5, rows=source.rows)
+        seen[split] = [label for batch in batches for label in batch.labels.tolist()]
+    assert sorted(seen["tune"]) == [0, 0, 1, 1, 2, 2] and len(seen["train"]) == 24
+    with pytest.raises(ValueError, match="keeps only some rows"):
+        manifest.shard_paths(two_split_dataset, "train")
+
+
+def test_a_dataset_is_carved_once_and_a_missing_selection_split_says_how_to_add_it(two_split_dataset: Path) -> None:
+    with pytest.raises(ValueError, match=r"has no split 'tune'.*`specdistill carve .*data`"):
+        load_manifest(two_split_dataset).split(two_split_dataset, "tune")
+    carve_selection_split(two_split_dataset)
+    with pytest.raises(ValueError, match="already has a selection split"):
+        carve_selection_split(two_split_dataset)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from training.data.normalise import MEAN, STD
+from training.data.shards import RowFilter
 from training.data.stream import (
     ClipBatch,
     ClipCollate,
@@ -98,8 +99,8 @@ def test_file_order_draws_a_new_permutation_every_pass() -> None:
 
 def test_evaluation_views_are_deterministic(motion_shards) -> None:
     sampling = ClipSampling(num_frames=4, size=32, train=False, clips=3)
-    first = next(iterate_clips(_paths(motion_shards, "val"), sampling, batch_size=4))
-    again = next(iterate_clips(_paths(motion_shards, "val"), sampling, batch_size=4))
+    first = next(iterate_clips(_paths(motion_shards, "test"), sampling, batch_size=4))
+    again = next(iterate_clips(_paths(motion_shards, "test"), sampling, batch_size=4))
     assert first.clips.shape == (4, 3, 3, 4, 32, 32)
     torch.testing.assert_close(first.clips, again.clips)
 
@@ -122,7 +123,7 @@ def test_training_never_flips_unless_flip_is_label_safe() -> None:
 
 
 def test_undecodable_clips_are_dropped_and_counted(motion_shards, tmp_path: Path) -> None:
-    table = pq.read_table(_paths(motion_shards, "val"))
+    table = pq.read_table(_paths(motion_shards, "test"))
     videos = table.column("video").to_pylist()
     videos[1], videos[4] = b"", videos[4][:100]
     broken = table.set_column(table.schema.get_field_index("video"), "video", pa.array(videos, pa.binary()))
@@ -150,6 +151,23 @@ def test_ray_data_pipeline_streams_several_passes_to_a_consumer(motion_shards, r
         assert batch.clips.shape[1:] == (3, 8, 32, 32) and batch.clips.dtype == torch.float32
         labels += batch.labels.tolist()
     assert Counter(labels) == dict.fromkeys(range(10), 10)
+
+
+@pytest.mark.slow
+def test_a_carved_splits_rows_are_all_the_ray_data_pipeline_decodes(motion_shards, ray_local) -> None:
+    """A split carved out of another's shards (``specdistill carve``) names its clips; the pipeline
+    drops the others before decoding them."""
+    os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+    paths = _paths(motion_shards, "train")
+    table = pq.read_table(paths, columns=["clip_id", "label"])
+    kept = {
+        i
+        for i, label in zip(table.column("clip_id").to_pylist(), table.column("label").to_pylist(), strict=True)
+        if label < 3
+    }
+    dataset = clip_dataset(paths, ClipSampling(num_frames=8, size=32), rows=RowFilter(include=frozenset(kept)))
+    labels = [label for batch in dataset.iter_batches(batch_size=None) for label in batch["label"].tolist()]
+    assert sorted(labels) == [0] * 5 + [1] * 5 + [2] * 5
 
 
 def test_clip_dataset_refuses_zero_passes(motion_shards) -> None:
@@ -195,7 +213,7 @@ def test_each_read_task_decodes_what_it_reads(motion_shards, ray_local, capsys) 
 
 
 def test_decode_blocks_hands_on_a_block_in_batches_of_the_given_size(motion_shards) -> None:
-    block = pq.read_table(_paths(motion_shards, "val"), columns=["video", "label", "num_frames"]).to_pydict()
+    block = pq.read_table(_paths(motion_shards, "test"), columns=["video", "label", "num_frames"]).to_pydict()
     block = {name: np.asarray(column, dtype=object if name == "video" else None) for name, column in block.items()}
     batches = list(decode_blocks(block, ClipSampling(num_frames=8, size=32), batch_size=4))
     sizes = [len(b["label"]) for b in batches]

@@ -1,0 +1,40 @@
+"""The test split is read by nothing a sweep decides with: damage it after ingest, and a sweep
+and ``best`` still succeed; only scoring on it fails, naming the damaged shard."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cli import main
+from orchestrator.results import read_sweep
+from training.data.shards import load_manifest
+
+pytestmark = pytest.mark.slow
+
+
+def test_damaged_test_shards_stop_only_the_scoring_on_the_test_split(
+    ray_local, write_sweep, motion_shards, tmp_path: Path, capsys
+) -> None:
+    source, _ = motion_shards
+    data = Path(shutil.copytree(source, tmp_path / "data"))
+    test_shards = load_manifest(data).splits["test"].shards
+    for shard in test_shards:
+        (data / shard).write_bytes(b"PAR1 this is no longer a parquet file")
+    config = write_sweep(
+        "held-out",
+        space={"variants": {"a": {}, "b": {"optim.lr": 0.004}}},
+        train={"data": {"path": str(data), "num_frames": 8, "size": 32}},
+    )
+    assert main(["sweep", str(config)]) == 0
+    sweep = tmp_path / "runs" / "held-out"
+    assert all(t.results[-1]["epoch"] == 2 for t in read_sweep(sweep))
+    assert main(["best", str(sweep), "--export", str(tmp_path / "best")]) == 0
+    assert main(["evaluate", str(tmp_path / "best"), "--data", str(data), "--split", "tune"]) == 0
+    capsys.readouterr()
+
+    assert main(["evaluate", str(tmp_path / "best"), "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert f"{data / test_shards[0]}: not a readable Parquet shard" in err, err
