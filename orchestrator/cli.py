@@ -149,7 +149,15 @@ def _cmd_best(args: argparse.Namespace) -> int:
         value, epoch = trial.result[args.metric], trial.result.get("epoch", "?")
         print(f"{index:<6}{trial.record.trial_id:<14}{value:>10.4f}{epoch:>7}  {trial.record.spec.label}")
     if args.export:
-        for path in export_best(args.sweep_dir, args.export, metric=args.metric, mode=args.mode, top_k=args.top_k):
+        exported = export_best(
+            args.sweep_dir,
+            args.export,
+            metric=args.metric,
+            mode=args.mode,
+            top_k=args.top_k,
+            repeats_as_ensemble=args.repeats_as_ensemble,
+        )
+        for path in exported:
             print(f"exported {path}")
     return 0
 
@@ -286,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     best.add_argument("--mode", default="max", choices=["max", "min"])
     best.add_argument("--top-k", type=int, default=1)
     best.add_argument("--export", type=str)
+    best.add_argument(
+        "--repeats-as-ensemble",
+        action="store_true",
+        help="for a sweep with tune.repeats: export a trial's runs as an ensemble instead of its best run",
+    )
     best.set_defaults(handler=_cmd_best)
 
     evaluate = commands.add_parser("evaluate", help="top-1/top-5, per-class accuracy and confusion matrix")

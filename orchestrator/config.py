@@ -47,6 +47,14 @@ class TuneSettings(BaseModel):
     scheduler: Literal["asha", "fifo"] = "asha"
     asha: Asha = Field(default_factory=Asha)
     max_failures: int = Field(1, ge=0, description="restarts of a crashed trial (it resumes from its checkpoint)")
+    repeats: int = Field(
+        1,
+        ge=1,
+        description=(
+            "runs per trial, seeded seed, seed+1, …, trained in lockstep in the trial's process: ASHA, "
+            "Optuna and best see their mean (and the report its spread), so the seed decides less of the pick"
+        ),
+    )
     keep_checkpoints: int = Field(2, ge=1)
 
 

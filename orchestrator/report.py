@@ -199,6 +199,8 @@ class _Page:
             + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
             + f". Ranked by best `{self.metric}` ({self.mode})."
         ]
+        if any(row.spread is not None for row in self.rows):
+            lines.append("Each trial's value is the mean over its runs (`tune.repeats`); ± is their standard deviation.")
         best = self.rows[0]
         if best.best is not None:
             searched = ", ".join(f"`{k}={format_value(v)}`" for k, v in best.searched.items()) or "no searched values"
@@ -222,7 +224,7 @@ class _Page:
                     str(rank) if row.best is not None else "—",
                     row.record.trial_id,
                     row.status,
-                    _format_metric(row.best),
+                    _format_metric(row.best) + (f" ± {row.spread:.4f}" if row.spread is not None else ""),
                     _format_metric(row.last),
                     f"{row.epochs_run}/{row.config.optim.epochs}",
                     *(format_value(row.searched[c]) if row.searched.get(c) is not None else "" for c in self.columns),

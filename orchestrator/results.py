@@ -132,7 +132,8 @@ class TrialRow:
     """One trial summed up for one metric: what it searched and how far it got.
 
     ``curve`` holds ``(epoch, metric)`` for every result that reported the metric, in order;
-    ``best_epoch`` is where ``best`` was reached (both None when the metric was never reported).
+    ``best_epoch`` is where ``best`` was reached (both None when the metric was never reported);
+    ``spread``, the standard deviation over a trial's repeats there (None without repeats).
     """
 
     record: TrialRecord
@@ -140,6 +141,7 @@ class TrialRow:
     curve: list[tuple[int, float]]
     best: float | None
     best_epoch: int | None
+    spread: float | None
     epochs_run: int
     status: Status
 
@@ -175,6 +177,7 @@ def _trial_row(record: TrialRecord, metric: str, mode: Mode) -> TrialRow:
         curve=[(_epoch(r), float(r[metric])) for r in record.results if is_number(r.get(metric))],
         best=None if best is None else float(best[metric]),
         best_epoch=None if best is None else _epoch(best),
+        spread=best.get(f"{metric}_std") if best is not None else None,
         epochs_run=epochs_run,
         status=status,
     )

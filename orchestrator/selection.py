@@ -1,5 +1,6 @@
 """``specdistill best``: ranking a sweep's trials by their best checkpointed result and exporting
-the best students (or, in a teacher sweep, teachers)."""
+the best students (or, in a teacher sweep, teachers). A trial with repeats is ranked by the mean
+of its runs and exports its best run, or all of them as an ensemble."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.results import Mode, TrialRecord, best_first, check_mode, read_sweep
+from orchestrator.results import Mode, TrialRecord, best_first, best_of, check_mode, read_sweep
 from training import storage
-from training.checkpoint import ModelCard, export_model, load_training_state
+from training.checkpoint import ModelCard, export_model, load_training_state, run_states, write_ensemble
 from training.models import VideoClassifier, create_model
 
 REPORTED = ("val_top1", "val_top5", "val_loss", "train_loss", "epoch", "step")
@@ -37,40 +38,75 @@ def rank_trials(sweep_dir: str | Path, metric: str = "val_top1", mode: str = "ma
     return best_first(ranked, lambda t: t.result[metric], order)
 
 
-def trial_model(trial: RankedTrial) -> tuple[VideoClassifier, ModelCard]:
-    """The network the trial's checkpoint holds (the student; the teacher in a teacher sweep), in
-    eval mode, with the card an export of it carries."""
+def trial_model(trial: RankedTrial, repeat: int = 0) -> tuple[VideoClassifier, ModelCard]:
+    """The network the trial's checkpoint holds (the student; the teacher in a teacher sweep) for
+    run ``repeat`` of a trial with repeats, in eval mode, with the card an export of it carries."""
     state, saved_config = load_training_state(trial.checkpoint)
-    config = trial.record.spec.train_config()
+    spec = trial.record.spec
+    config = spec.train_config()
+    run = run_states(state, spec.repeats, trial.checkpoint)[repeat]
     model = create_model(
-        config.model, num_classes=len(state["classes"]), num_frames=config.data.num_frames, **config.model_kwargs
+        config.model, num_classes=len(run["classes"]), num_frames=config.data.num_frames, **config.model_kwargs
     )
-    model.load_state_dict(state["student"])
+    model.load_state_dict(run["student"])
+    provenance = {"trial_id": trial.record.trial_id, "checkpoint": storage.display(trial.checkpoint)}
+    if spec.repeats > 1:
+        provenance |= {"repeat": str(repeat), "seed": str(config.seed + repeat)}
     card = ModelCard(
         model=config.model,
         model_kwargs=config.model_kwargs,
-        classes=list(state["classes"]),
+        classes=list(run["classes"]),
         num_frames=config.data.num_frames,
         size=config.data.size,
         metrics={k: float(trial.result[k]) for k in REPORTED if k in trial.result},
-        config=saved_config,
-        provenance={"trial_id": trial.record.trial_id, "checkpoint": storage.display(trial.checkpoint)},
+        config=saved_config | {"seed": config.seed + repeat},
+        provenance=provenance,
     )
     return model.eval(), card
 
 
-def export_trial(trial: RankedTrial, directory: str | Path) -> str:
-    """Export the trial's checkpointed model."""
-    return export_model(directory, *trial_model(trial))
+def best_repeat(trial: RankedTrial, metric: str, mode: str) -> int:
+    """The run of a trial with repeats that did best on ``metric`` at the trial's chosen result
+    (run 0 for a trial of one run, or a metric the runs are not reported on one by one)."""
+    values = {r: trial.result.get(f"repeat{r}/{metric}") for r in range(trial.record.spec.repeats)}
+    scored = [r for r, value in values.items() if isinstance(value, int | float)]
+    return best_of(scored, lambda r: values[r], check_mode(mode)) or 0
+
+
+def export_trial(
+    trial: RankedTrial,
+    directory: str | Path,
+    *,
+    metric: str = "val_top1",
+    mode: str = "max",
+    repeats_as_ensemble: bool = False,
+) -> str:
+    """Export the trial's checkpointed model: for a trial with repeats, its best run on ``metric``,
+    or with ``repeats_as_ensemble`` every run, as an ensemble directory (``repeat<r>/`` members)."""
+    repeats = trial.record.spec.repeats
+    if not repeats_as_ensemble or repeats == 1:
+        return export_model(directory, *trial_model(trial, best_repeat(trial, metric, mode)))
+    members = [export_model(storage.join(directory, f"repeat{r}"), *trial_model(trial, r)) for r in range(repeats)]
+    return write_ensemble(directory, members, {"trial_id": trial.record.trial_id, "repeats": repeats})
 
 
 def export_best(
-    sweep_dir: str | Path, directory: str | Path, *, metric: str = "val_top1", mode: str = "max", top_k: int = 1
+    sweep_dir: str | Path,
+    directory: str | Path,
+    *,
+    metric: str = "val_top1",
+    mode: str = "max",
+    top_k: int = 1,
+    repeats_as_ensemble: bool = False,
 ) -> list[str]:
-    """Export the ``top_k`` best trials: into ``directory`` itself for one, ``directory/top<i>`` for more."""
+    """Export the ``top_k`` best trials: into ``directory`` itself for one, ``directory/top<i>`` for
+    more (see :func:`export_trial` for trials with repeats)."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     ranked = rank_trials(sweep_dir, metric, mode)[:top_k]
+    options = {"metric": metric, "mode": mode, "repeats_as_ensemble": repeats_as_ensemble}
     if top_k == 1:
-        return [export_trial(ranked[0], directory)]
-    return [export_trial(trial, storage.join(directory, f"top{i}")) for i, trial in enumerate(ranked, start=1)]
+        return [export_trial(ranked[0], directory, **options)]
+    return [
+        export_trial(trial, storage.join(directory, f"top{i}"), **options) for i, trial in enumerate(ranked, start=1)
+    ]

@@ -58,8 +58,9 @@ def train_teachers(
     if len(ranked) < members:
         where = storage.display(config.sweep_dir)
         raise RuntimeError(f"{len(ranked)} of {members} teachers ended with a checkpoint: see {where}")
+    ranking = {"metric": config.tune.metric, "mode": config.tune.mode}
     if members == 1:
-        return outcome, [export_trial(ranked[0], export)]
-    exported = [export_trial(trial, storage.join(export, f"member{i}")) for i, trial in enumerate(ranked)]
+        return outcome, [export_trial(ranked[0], export, **ranking)]
+    exported = [export_trial(trial, storage.join(export, f"member{i}"), **ranking) for i, trial in enumerate(ranked)]
     write_ensemble(export, exported, {"sweep": storage.display(config.sweep_dir)})
     return outcome, exported

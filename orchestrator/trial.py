@@ -34,7 +34,7 @@ def specdistill_trial(config: dict[str, Any]) -> None:
         return clip_dataset(
             train_source.paths,
             train_sampling,
-            passes=passes_per_run(cfg, manifest, resources.workers),
+            passes=passes_per_run(cfg, manifest, resources.workers, spec.repeats),
             seed=cfg.seed,
             decode_batch_size=cfg.data.decode_batch_size,
             rows=train_source.rows,
@@ -48,7 +48,7 @@ def specdistill_trial(config: dict[str, Any]) -> None:
             batches = in_process_batches(train_source, train_sampling, device, seed=cfg.seed)
         else:
             batches = ray_data_batches(train_dataset().iterator(), device)
-        run_training(payload, TuneSession(batches, val_source, val_sampling))
+        run_training(payload, TuneSession(batches, val_source, val_sampling), repeats=spec.repeats)
         return
 
     import ray.train
@@ -59,7 +59,7 @@ def specdistill_trial(config: dict[str, Any]) -> None:
     use_gpu = resources.gpus_per_worker > 0
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=payload | {"_trial_id": trial_id},
+        train_loop_config=payload | {"_trial_id": trial_id, "_repeats": spec.repeats},
         scaling_config=ray.train.ScalingConfig(
             num_workers=resources.workers,
             use_gpu=use_gpu,

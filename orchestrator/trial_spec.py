@@ -39,6 +39,7 @@ class TrialSpec(BaseModel):
     metric: str
     mode: Literal["max", "min"]
     keep_checkpoints: int = Field(ge=1)
+    repeats: int = Field(1, ge=1, description="runs of the config, seeded seed, seed+1, …, in lockstep")
     train_runs: str = Field(description="where multi-worker trials keep their Ray Train runs")
     overrides: dict[str, Any] = Field(default_factory=dict, description="values Optuna sampled, by dotted path")
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict, description="the grid's rows")
@@ -64,6 +65,7 @@ class TrialSpec(BaseModel):
             metric=settings.metric,
             mode=settings.mode,
             keep_checkpoints=settings.keep_checkpoints,
+            repeats=settings.repeats,
             train_runs=f"{config.sweep_dir}/{TRAIN_RUNS_DIR}",
             variants=space.variants,
         )

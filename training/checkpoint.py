@@ -56,6 +56,15 @@ def load_training_state(directory: str | Path) -> tuple[dict[str, Any], dict[str
     return state, json.loads(storage.read_text(storage.join(directory, CONFIG_NAME)))
 
 
+def run_states(state: dict[str, Any], repeats: int, source: Path | str) -> list[dict[str, Any]]:
+    """Each run's state in a training checkpoint: a trial of one run is the checkpoint itself, the
+    runs of a trial with repeats are listed under ``repeats`` (``training.loop``)."""
+    states = state.get("repeats", [state])
+    if len(states) != repeats:
+        raise ValueError(f"{storage.display(source)}: a checkpoint of {len(states)} runs, read as {repeats}")
+    return states
+
+
 @dataclass
 class ModelCard:
     """``model.json``: enough to rebuild the network and prepare its input without the training code."""

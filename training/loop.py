@@ -7,12 +7,20 @@ run, so the data pipeline never restarts between epochs. Each epoch ends with an
 the validation split and one report carrying a checkpoint that holds everything needed to
 resume, so a restarted worker continues at the next epoch with its step counter, optimiser
 moments and schedule intact; with the in-process loader on CPU, bit for bit as if never stopped.
+
+With ``repeats`` (a sweep's ``tune.repeats``), one trial trains that many runs of its config,
+seeded ``seed``, ``seed + 1``, …, in lockstep: every epoch each run takes its next batches of the
+one stream and is evaluated, and the report carries their mean under the usual names (what ASHA,
+Optuna and ``best`` rank), its spread (``val_top1_std``…) and each run's own (``repeat<r>/…``).
+The seed then decides less of what a sweep picks. Each run draws from a random generator of its
+own, so adding a repeat does not change another's initialisation.
 """
 
 from __future__ import annotations
 
 import itertools
 import resource
+import statistics
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -23,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.checkpoint import load_training_state, save_training_state
+from training.checkpoint import load_training_state, run_states, save_training_state
 from training.config import TrainConfig
 from training.data.shards import Manifest, load_manifest
 from training.data.stream import ClipBatch, ClipSampling
@@ -53,13 +61,14 @@ def steps_per_epoch(config: TrainConfig, manifest: Manifest, world_size: int) ->
     return min(steps, config.optim.max_steps_per_epoch or steps)
 
 
-def passes_per_run(config: TrainConfig, manifest: Manifest, world_size: int) -> int:
-    """Passes over the training split that a whole run consumes (fewer than ``optim.epochs`` when
-    ``max_steps_per_epoch`` cuts epochs short): the Ray Data pipeline is built for all of them, so
-    one execution feeds the run and the epochs take consecutive batches from it."""
+def passes_per_run(config: TrainConfig, manifest: Manifest, world_size: int, repeats: int = 1) -> int:
+    """Passes over the training split that a whole trial consumes (fewer than ``optim.epochs`` when
+    ``max_steps_per_epoch`` cuts epochs short; ``repeats`` runs share the stream): the Ray Data
+    pipeline is built for all of them, so one execution feeds the trial and the epochs take
+    consecutive batches from it."""
     clips = manifest.splits[config.data.train_split].clips
     steps = steps_per_epoch(config, manifest, world_size)
-    needed = config.optim.epochs * steps * world_size * config.optim.batch_size
+    needed = repeats * config.optim.epochs * steps * world_size * config.optim.batch_size
     return -(-needed // clips)
 
 
@@ -115,23 +124,53 @@ def evaluate(model: nn.Module, session: Session, batch_size: int) -> dict[str, f
     return {"val_top1": top1 / count, "val_top5": top5 / count, "val_loss": loss / count, "val_skipped": skipped}
 
 
-def run_training(config: dict[str, Any], session: Session) -> None:
+def run_training(config: dict[str, Any], session: Session, *, repeats: int = 1) -> None:
     """Train for ``optim.epochs`` epochs (resuming from the session's latest checkpoint), reporting
-    metrics and a checkpoint after each. See the module docstring."""
-    run = _Run(TrainConfig.model_validate(config), session)
+    metrics and a checkpoint after each; ``repeats`` runs in lockstep. See the module docstring."""
+    cfg = TrainConfig.model_validate(config)
+    runs = [_Run(cfg.model_copy(update={"seed": cfg.seed + r}), session) for r in range(repeats)]
     with session.latest_checkpoint() as directory:
         if directory is not None:
-            run.restore(directory)
-    # One stream for the run (see Session.train_batches), from where a resumed run stopped (every
-    # epoch takes `steps` batches); closing it stops a Ray Data execution that would otherwise keep
-    # decoding for passes no one will take.
-    stream = session.train_batches(run.cfg.optim.batch_size, run.epoch * run.steps)
+            state, _ = load_training_state(directory)
+            for run, run_state in zip(runs, run_states(state, repeats, directory), strict=True):
+                run.restore(run_state)
+    # One stream for the trial (see Session.train_batches), from where a resumed trial stopped
+    # (every epoch each run takes `steps` batches); closing it stops a Ray Data execution that
+    # would otherwise keep decoding for passes no one will take.
+    stream = session.train_batches(cfg.optim.batch_size, runs[0].epoch * runs[0].steps * repeats)
     try:
-        while run.epoch < run.cfg.optim.epochs:
-            metrics = run.train_epoch(stream)
-            session.report(metrics, checkpoint=run.checkpoint_writer())
+        while runs[0].epoch < cfg.optim.epochs:
+            metrics = combined([run.train_epoch(stream) for run in runs])
+            session.report(metrics, checkpoint=_checkpoint_writer(runs))
     finally:
         stream.close()
+
+
+SPREAD = ("val_top1", "val_top5", "val_loss")
+
+
+def combined(per_run: list[dict[str, float]]) -> dict[str, float]:
+    """One report for the runs of a trial: the mean of every metric under its own name, the
+    standard deviation of the validation metrics (``<name>_std``), and each run's validation
+    metrics (``repeat<r>/<name>``). A single run's metrics as they are."""
+    if len(per_run) == 1:
+        return per_run[0]
+    metrics = {name: statistics.fmean(run[name] for run in per_run) for name in per_run[0]}
+    metrics |= {f"{name}_std": statistics.stdev(run[name] for run in per_run) for name in SPREAD}
+    metrics |= {f"repeat{r}/{name}": run[name] for r, run in enumerate(per_run) for name in SPREAD}
+    return metrics | {"repeats": len(per_run)}
+
+
+def _checkpoint_writer(runs: list[_Run]) -> Callable[[Path], None]:
+    """Writes every run as it stands now (counters and states taken at this call)."""
+    states = [run.state() for run in runs]
+    state = states[0] if len(runs) == 1 else {"repeats": states, "classes": states[0]["classes"]}
+    config = runs[0].cfg.model_dump(mode="json")
+
+    def save(directory: Path) -> None:
+        save_training_state(directory, state, config)
+
+    return save
 
 
 class _Run:
@@ -152,20 +191,27 @@ class _Run:
             prepare=lambda network, trainable: session.prepare(network, trainable=trainable),
         )
         _average_gradients_across_ranks(self.distiller.objective, session.world_size)
+        self.rng = torch.get_rng_state()  # this run's own draws (crops, dropout), kept apart from other runs'
 
-    def restore(self, directory: Path) -> None:
-        """Continue from a checkpoint ``checkpoint_writer`` wrote."""
-        state, _ = load_training_state(directory)
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from the state :meth:`state` gave (read back from a checkpoint)."""
         self.distiller.load_state_dict(state)
         self.epoch, self.step, self.skipped = state["epoch"], state["step"], state["skipped"]
         self.resumes = state["resumes"] + 1
         # Crops and dropout go on as if never interrupted (checkpoints written before this key
         # existed resume with the generator as seeded).
         if "torch_rng" in state:
-            torch.set_rng_state(state["torch_rng"])
+            self.rng = state["torch_rng"]
 
     def train_epoch(self, stream: Iterator[ClipBatch]) -> dict[str, float]:
         """The next ``steps`` batches of ``stream``, then the validation pass: the epoch's metrics."""
+        torch.set_rng_state(self.rng)
+        try:
+            return self._train_epoch(stream)
+        finally:
+            self.rng = torch.get_rng_state()
+
+    def _train_epoch(self, stream: Iterator[ClipBatch]) -> dict[str, float]:
         sums: dict[str, float] = defaultdict(float)
         taken, seen, correct, started = 0, 0, 0, time.perf_counter()
         for batch in itertools.islice(stream, self.steps):
@@ -199,32 +245,31 @@ class _Run:
             metrics |= {f"weight/{name}": w for name, w in self.distiller.objective.current_weights().items()}
         return metrics
 
-    def checkpoint_writer(self) -> Callable[[Path], None]:
-        """Writes the run as it stands now (counters taken at this call) into a directory."""
-        progress = {"epoch": self.epoch, "step": self.step, "skipped": self.skipped, "resumes": self.resumes}
-
-        def save(directory: Path) -> None:
-            state = {
-                **self.distiller.state_dict(),
-                **progress,
-                "classes": self.manifest.classes,
-                "torch_rng": torch.get_rng_state(),
-            }
-            save_training_state(directory, state, self.cfg.model_dump(mode="json"))
-
-        return save
+    def state(self) -> dict[str, Any]:
+        """Everything to continue this run exactly: its distillation, counters and generator."""
+        return {
+            **self.distiller.state_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "skipped": self.skipped,
+            "resumes": self.resumes,
+            "classes": self.manifest.classes,
+            "torch_rng": self.rng,
+        }
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """``TorchTrainer`` entry point: ``config`` is a ``TrainConfig`` dict plus ``_trial_id`` (for gauges).
+    """``TorchTrainer`` entry point: ``config`` is a ``TrainConfig`` dict plus ``_trial_id`` (for
+    gauges) and ``_repeats`` (runs in lockstep, see the module docstring).
 
     The trainer's ``"train"`` dataset should make ``passes_per_run`` passes (``clip_dataset(passes=...)``):
     the workers then read the whole run from one execution.
     """
     config = dict(config)
     trial_id = config.pop("_trial_id", "train")
+    repeats = config.pop("_repeats", 1)
     cfg = TrainConfig.model_validate(config)
     manifest = load_manifest(cfg.data.path)
     _, val = samplings(cfg)
     session = TrainSession(manifest.split(cfg.data.path, cfg.data.val_split), val, trial_id)
-    run_training(config, session)
+    run_training(config, session, repeats=repeats)

@@ -137,3 +137,29 @@ def test_a_teacher_ensemble_directory_distils_from_all_its_members(
     assert outcome.errored == []
     (trial,) = read_sweep(outcome.sweep_dir)
     assert trial.results[-1]["epoch"] == 2 and "train/spectrum" in trial.results[-1]
+
+
+def test_a_trial_with_repeats_is_ranked_by_its_runs_mean_and_exports_its_best_run_or_all(
+    ray_local, write_sweep, motion_shards, tmp_path
+) -> None:
+    outcome = run_sweep(
+        write_sweep("repeats", space={"variants": {"a": {}, "b": {"optim.lr": 0.004}}}, tune={"repeats": 2})
+    )
+    assert outcome.errored == []
+    for trial in read_sweep(outcome.sweep_dir):
+        last = trial.results[-1]
+        runs = [last["repeat0/val_top1"], last["repeat1/val_top1"]]
+        assert last["repeats"] == 2 and last["val_top1"] == pytest.approx(sum(runs) / 2)
+    best = rank_trials(outcome.sweep_dir)[0]
+    runs = [best.result["repeat0/val_top1"], best.result["repeat1/val_top1"]]
+    (single,) = export_best(outcome.sweep_dir, tmp_path / "best")
+    card = load_exported(single)[1]
+    assert card.provenance["repeat"] == str(runs.index(max(runs)))
+    assert card.config["seed"] == int(card.provenance["seed"])
+    assert main(["best", outcome.sweep_dir, "--repeats-as-ensemble", "--export", str(tmp_path / "ens")]) == 0
+    members = json.loads((tmp_path / "ens" / "ensemble.json").read_text())["members"]
+    assert members == ["repeat0", "repeat1"]
+    data_dir, _ = motion_shards
+    assert evaluate_export(tmp_path / "ens", data_dir).clips > 0
+    page = Path(write_report(outcome.sweep_dir, tmp_path / "report", test_top=0)).read_text()
+    assert "mean over its runs" in page and " ± " in page

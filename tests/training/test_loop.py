@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from training.checkpoint import load_training_state
 from training.config import TrainConfig, with_overrides
 from training.data.stream import ClipBatch, ClipSampling, clip_dataset
 from training.distiller import Distiller, StepResult
@@ -207,3 +208,38 @@ def test_a_resumed_in_process_run_continues_as_if_never_interrupted(
     assert [[m[k] for k in keys] for m in crashed.history + resumed.history] == [
         [m[k] for k in keys] for m in whole.history
     ]
+
+
+def test_repeats_train_in_lockstep_and_report_their_mean_spread_and_each_run(motion_shards, tmp_path) -> None:
+    """The first run of a trial with repeats learns its first epoch exactly as the trial without
+    them does (its own generator, the stream's first batches); the report is the runs' mean."""
+    data_dir, manifest = motion_shards
+    config = with_overrides(_config(data_dir, epochs=2, max_steps_per_epoch=2), {"data.min_scale": 0.6})
+    train, val = samplings(config)
+    paths = manifest.split(data_dir, "train"), manifest.split(data_dir, "tune")
+    single = _CheckpointingSession(*paths, train, val, directory=tmp_path / "single", stop_after=1)
+    with pytest.raises(_Interrupted):
+        run_training(config.model_dump(mode="json"), single)
+    three = _CheckpointingSession(*paths, train, val, directory=tmp_path / "three", stop_after=1)
+    with pytest.raises(_Interrupted):
+        run_training(config.model_dump(mode="json"), three, repeats=3)
+
+    (metrics,) = three.history
+    runs = [metrics[f"repeat{r}/val_top1"] for r in range(3)]
+    assert metrics["val_top1"] == pytest.approx(sum(runs) / 3)
+    assert metrics["val_top1_std"] == pytest.approx(torch.tensor(runs).std().item())
+    assert metrics["repeats"] == 3 and metrics["step"] == 2
+    assert metrics["repeat0/val_top1"] == single.history[0]["val_top1"]
+    state, _ = load_training_state(tmp_path / "three")
+    alone, _ = load_training_state(tmp_path / "single")
+    assert len(state["repeats"]) == 3
+    for key, value in alone["student"].items():
+        assert torch.equal(state["repeats"][0]["student"][key], value), key
+    differs = [not torch.equal(state["repeats"][1]["student"][k], v) for k, v in alone["student"].items()]
+    assert any(differs), "the second run is the first one again"
+
+    resumed = _CheckpointingSession(*paths, train, val, directory=tmp_path / "three")
+    run_training(config.model_dump(mode="json"), resumed, repeats=3)
+    assert [(m["epoch"], m["resumes"], m["step"]) for m in resumed.history] == [(2, 1, 4)]
+    with pytest.raises(ValueError, match="a checkpoint of 3 runs, read as 2"):
+        run_training(config.model_dump(mode="json"), resumed, repeats=2)
