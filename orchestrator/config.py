@@ -56,6 +56,10 @@ class TuneSettings(BaseModel):
         ),
     )
     keep_checkpoints: int = Field(2, ge=1)
+    keep_checkpoints_by: Literal["metric", "recency"] = Field(
+        "metric",
+        description="which checkpoints a trial keeps: its best by the metric (what best exports), or its latest",
+    )
 
 
 class Resources(BaseModel):

@@ -200,7 +200,7 @@ class _Page:
             + f". Ranked by best `{self.metric}` ({self.mode})."
         ]
         if any(row.spread is not None for row in self.rows):
-            lines.append("Each trial's value is the mean over its runs (`tune.repeats`); ± is their standard deviation.")
+            lines.append("A trial's value is the mean over its runs (`tune.repeats`); ± is their standard deviation.")
         best = self.rows[0]
         if best.best is not None:
             searched = ", ".join(f"`{k}={format_value(v)}`" for k, v in best.searched.items()) or "no searched values"

@@ -39,6 +39,7 @@ class TrialSpec(BaseModel):
     metric: str
     mode: Literal["max", "min"]
     keep_checkpoints: int = Field(ge=1)
+    keep_checkpoints_by: Literal["metric", "recency"] = "metric"
     repeats: int = Field(1, ge=1, description="runs of the config, seeded seed, seed+1, …, in lockstep")
     train_runs: str = Field(description="where multi-worker trials keep their Ray Train runs")
     overrides: dict[str, Any] = Field(default_factory=dict, description="values Optuna sampled, by dotted path")
@@ -65,6 +66,7 @@ class TrialSpec(BaseModel):
             metric=settings.metric,
             mode=settings.mode,
             keep_checkpoints=settings.keep_checkpoints,
+            keep_checkpoints_by=settings.keep_checkpoints_by,
             repeats=settings.repeats,
             train_runs=f"{config.sweep_dir}/{TRAIN_RUNS_DIR}",
             variants=space.variants,
@@ -109,8 +111,11 @@ class TrialSpec(BaseModel):
         return with_overrides(self.train, overrides)
 
     def checkpoint_policy(self) -> dict[str, Any]:
-        """Keep the ``keep_checkpoints`` best checkpoints by the sweep's metric: the arguments of
-        both Tune's and Train's ``CheckpointConfig``, so a trial and its Train run keep the same."""
+        """Keep the ``keep_checkpoints`` best checkpoints by the sweep's metric, or the latest ones:
+        the arguments of both Tune's and Train's ``CheckpointConfig``, so a trial and its Train run
+        keep the same."""
+        if self.keep_checkpoints_by == "recency":
+            return {"num_to_keep": self.keep_checkpoints}
         return {
             "num_to_keep": self.keep_checkpoints,
             "checkpoint_score_attribute": self.metric,

@@ -19,7 +19,9 @@ from bench.ablation import (
     render,
     render_against_reference,
     render_curves,
+    render_take_off,
     run_grid,
+    take_off,
 )
 from orchestrator.results import TrialRecord
 from orchestrator.sweep import SWEEP_FILE, write_sweep_record
@@ -162,3 +164,12 @@ def test_the_claims_table_appears_only_for_a_grid_holding_a_claims_rows():
         "| spectrum distillation beats logit KD (`spectrum` − `logit_kd`) | +0.100 ± 0.141 "
         "| not shown (within 2 standard errors) |"
     ]
+
+
+def test_take_off_is_the_first_epoch_at_three_times_chance_and_counted_by_a_quarter():
+    assert take_off([0.1, 0.2, 0.31, 0.9], chance=0.1) == 3
+    assert take_off([0.1, 0.29], chance=0.1) is None
+    rows = [Row("ce_only", [0, 1, 2], [0.5] * 3, [1.0] * 3, [[0.3, 0.5], [0.1, 0.1], [0.1, 0.6]])]
+    table = render_take_off(rows, epochs=2, steps=50, chance=0.1).splitlines()
+    assert table[0].startswith("| row | seeds at 3× chance by epoch 1 (a quarter)") and "(×50 steps)" in table[0]
+    assert table[2] == "| ce_only | 1 of 3 | 1, never, 2 |"
