@@ -150,12 +150,16 @@ SPREAD = ("val_top1", "val_top5", "val_loss")
 
 
 def combined(per_run: list[dict[str, float]]) -> dict[str, float]:
-    """One report for the runs of a trial: the mean of every metric under its own name, the
-    standard deviation of the validation metrics (``<name>_std``), and each run's validation
-    metrics (``repeat<r>/<name>``). A single run's metrics as they are."""
+    """One report for the runs of a trial: the mean of every metric under its own name (the sum of
+    skipped clips, the peak of the process's memory), the standard deviation of the validation
+    metrics (``<name>_std``), and each run's validation metrics (``repeat<r>/<name>``). A single
+    run's metrics as they are."""
     if len(per_run) == 1:
         return per_run[0]
     metrics = {name: statistics.fmean(run[name] for run in per_run) for name in per_run[0]}
+    # Counts of the trial's whole work add up; the process's memory is one figure.
+    metrics["skipped_clips"] = sum(run["skipped_clips"] for run in per_run)
+    metrics["peak_rss_mb"] = max(run["peak_rss_mb"] for run in per_run)
     metrics |= {f"{name}_std": statistics.stdev(run[name] for run in per_run) for name in SPREAD}
     metrics |= {f"repeat{r}/{name}": run[name] for r, run in enumerate(per_run) for name in SPREAD}
     return metrics | {"repeats": len(per_run)}
