@@ -151,12 +151,17 @@ SPREAD = ("val_top1", "val_top5", "val_loss")
 
 def combined(per_run: list[dict[str, float]]) -> dict[str, float]:
     """One report for the runs of a trial: the mean of every metric under its own name (the sum of
-    skipped clips, the peak of the process's memory), the standard deviation of the validation
-    metrics (``<name>_std``), and each run's validation metrics (``repeat<r>/<name>``). A single
-    run's metrics as they are."""
+    skipped clips, the peak of the process's memory; a value every run shares, such as the epoch
+    and step counters, as it is), the standard deviation of the validation metrics
+    (``<name>_std``), and each run's validation metrics (``repeat<r>/<name>``). A single run's
+    metrics as they are."""
     if len(per_run) == 1:
         return per_run[0]
-    metrics = {name: statistics.fmean(run[name] for run in per_run) for name in per_run[0]}
+    first = per_run[0]
+    metrics = {
+        name: value if all(run[name] == value for run in per_run) else statistics.fmean(run[name] for run in per_run)
+        for name, value in first.items()
+    }
     # Counts of the trial's whole work add up; the process's memory is one figure.
     metrics["skipped_clips"] = sum(run["skipped_clips"] for run in per_run)
     metrics["peak_rss_mb"] = max(run["peak_rss_mb"] for run in per_run)

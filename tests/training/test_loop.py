@@ -245,13 +245,14 @@ def test_repeats_train_in_lockstep_and_report_their_mean_spread_and_each_run(mot
         run_training(config.model_dump(mode="json"), resumed, repeats=2)
 
 
-def test_the_runs_of_a_trial_add_up_their_skipped_clips_and_share_one_peak_memory() -> None:
+def test_the_runs_of_a_trial_add_up_their_skipped_clips_share_one_peak_memory_and_keep_their_counters() -> None:
     """Skipped clips are the trial's work lost, so they sum; the runs share one process, so its
     memory is the largest figure seen, not an average that no moment had."""
     runs = [
-        {"val_top1": 0.2, "val_top5": 0.5, "val_loss": 2.0, "skipped_clips": 1.0, "peak_rss_mb": 900.0},
-        {"val_top1": 0.4, "val_top5": 0.7, "val_loss": 1.0, "skipped_clips": 2.0, "peak_rss_mb": 950.0},
+        {"epoch": 3, "val_top1": 0.2, "val_top5": 0.5, "val_loss": 2.0, "skipped_clips": 1.0, "peak_rss_mb": 900.0},
+        {"epoch": 3, "val_top1": 0.4, "val_top5": 0.7, "val_loss": 1.0, "skipped_clips": 2.0, "peak_rss_mb": 950.0},
     ]
     metrics = combined(runs)
     assert metrics["skipped_clips"] == 3.0 and metrics["peak_rss_mb"] == 950.0
+    assert metrics["epoch"] == 3 and isinstance(metrics["epoch"], int), "a shared counter turned into a mean"
     assert metrics["val_top1"] == pytest.approx(0.3) and metrics["repeat1/val_top1"] == 0.4
