@@ -197,9 +197,11 @@ def configs(args: argparse.Namespace, work: Path, sweep_name: str) -> tuple[Swee
             "optim.max_steps_per_epoch": args.max_steps_per_epoch,
         },
     )
-    # Every trial keeps its last checkpoint, which the table scores on the test split.
+    # Every trial keeps its last checkpoint, which the table scores on the test split. The grid's
+    # seeds are the repeats here: one run a trial, so that each seed is one row of the table.
     tune = distill.tune.model_copy(
         update={
+            "repeats": 1,
             "scheduler": "fifo",
             "max_concurrent_trials": args.concurrency,
             "keep_checkpoints": 1,

@@ -56,6 +56,13 @@ def test_a_kept_sweep_continues_with_the_same_options(tmp_path):
     check_same_run(sweep_dir, distill, load_space("ablation"))
 
 
+def test_each_grid_seed_is_one_run_whatever_the_demo_repeats(tmp_path):
+    """The demo's recipe repeats each trial on several seeds; the ablation's grid already lists its
+    seeds, and a trial of three runs would score three students as one seed of the table."""
+    _, distill = configs(budget(), tmp_path, "ablation")
+    assert distill.tune.repeats == 1 and distill.tune.scheduler == "fifo"
+
+
 def test_a_kept_sweep_refuses_another_budget_or_grid(tmp_path):
     sweep_dir = keep_sweep(tmp_path, epochs=8)
     _, distill = configs(budget(epochs=20), tmp_path, "ablation")
