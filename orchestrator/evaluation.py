@@ -123,6 +123,14 @@ def _members_probabilities(members: list[str], data_dir: str | Path, split: str,
     return ray.get(refs)
 
 
+def evaluate_members(
+    path: str | Path, data_dir: str | Path, *, split: str = TEST, clips: int = 1
+) -> list[EvaluationReport]:
+    """Each model behind an export scored alone: the runs of a trial with repeats, exported as an
+    ensemble, give one figure per seed (a single model gives its own)."""
+    return [score(result) for result in _members_probabilities(exported_members(path), data_dir, split, clips)]
+
+
 def evaluate_export(path: str | Path, data_dir: str | Path, *, split: str = TEST, clips: int = 1) -> EvaluationReport:
     """Evaluate an exported model or ensemble (mean of the members' probabilities)."""
     results = _members_probabilities(exported_members(path), data_dir, split, clips)
