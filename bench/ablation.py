@@ -30,7 +30,6 @@ runs as a sweep of its own on the same dataset and teacher.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shlex
 import statistics
@@ -43,6 +42,7 @@ from pathlib import Path
 from orchestrator.config import SweepConfig, read_sweep_config
 from orchestrator.evaluation import evaluate_export, probabilities, score
 from orchestrator.results import TrialRecord, read_sweep
+from orchestrator.seeds import mean_difference
 from orchestrator.selection import RankedTrial, trial_model
 from orchestrator.sweep import SWEEP_FILE, launch, read_sweep_record, resume_sweep
 from orchestrator.teachers import train_teachers
@@ -132,20 +132,9 @@ def collect_rows(sweep_dir: str, space: SearchSpace, epochs: int) -> tuple[list[
     return rows, missing
 
 
-def mean_difference(better: Row, worse: Row) -> tuple[float, float] | None:
-    """Difference of top-1 means and its standard error; None with fewer than 2 seeds on a side."""
-    if len(better.top1) < 2 or len(worse.top1) < 2:
-        return None
-    difference = better.top1_mean_std[0] - worse.top1_mean_std[0]
-    error = math.sqrt(
-        statistics.variance(better.top1) / len(better.top1) + statistics.variance(worse.top1) / len(worse.top1)
-    )
-    return difference, error
-
-
 def judge(better: Row, worse: Row) -> tuple[float, float, str]:
     """Difference of top-1 means, its standard error, and the verdict (reproduced / not shown / reversed)."""
-    compared = mean_difference(better, worse)
+    compared = mean_difference(better.top1, worse.top1)
     if compared is None:
         return float("nan"), float("nan"), "too few seeds finished"
     difference, error = compared
@@ -165,7 +154,7 @@ def render_against_reference(rows: list[Row]) -> str:
         "|---|---:|---:|",
     ]
     for row in rows[1:]:
-        compared = mean_difference(row, reference)
+        compared = mean_difference(row.top1, reference.top1)
         if compared is None:
             lines.append(f"| {row.variant} | too few seeds finished | |")
         else:

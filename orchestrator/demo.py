@@ -21,6 +21,7 @@ from pathlib import Path
 
 from orchestrator.config import load_sweep_config, load_teacher_config
 from orchestrator.evaluation import cpu_latency_ms, evaluate_members
+from orchestrator.seeds import mean_difference
 from orchestrator.selection import export_best
 from orchestrator.sweep import launch
 from orchestrator.teachers import train_teachers
@@ -78,14 +79,6 @@ def _spread(values: list[float]) -> str:
     return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
-def gain(better: Row, worse: Row) -> tuple[float, float]:
-    """Difference of top-1 means and its standard error (each row needs at least two seeds)."""
-    error = math.sqrt(
-        statistics.variance(better.top1) / len(better.top1) + statistics.variance(worse.top1) / len(worse.top1)
-    )
-    return statistics.fmean(better.top1) - statistics.fmean(worse.top1), error
-
-
 def render_table(rows: list[Row]) -> str:
     header = (
         f"{'':<27}{'model':<18}{'seeds':>6}{'top-1':>15}{'top-5':>15}{'params M':>10}{'GFLOPs':>9}"
@@ -101,9 +94,10 @@ def render_table(rows: list[Row]) -> str:
 
 
 def render_gain(distilled: Row, ce_only: Row) -> str:
-    if min(len(distilled.top1), len(ce_only.top1)) < 2:
+    compared = mean_difference(distilled.top1, ce_only.top1)
+    if compared is None:
         return "one seed a student: no spread to judge the gain by (tune.repeats in configs/demo-distill.yaml)"
-    difference, error = gain(distilled, ce_only)
+    difference, error = compared
     ratio = difference / error if error > 0 else math.inf
     verdict = "outside the seeds' noise" if ratio > 2 else "within the seeds' noise (2 standard errors)"
     return f"distilled − CE-only: {difference:+.3f} ± {error:.3f} top-1 ({ratio:+.1f} standard errors: {verdict})"
