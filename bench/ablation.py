@@ -41,6 +41,7 @@ from pathlib import Path
 
 from orchestrator.config import SweepConfig, read_sweep_config
 from orchestrator.evaluation import evaluate_export, probabilities, score
+from orchestrator.outcome import SweepError
 from orchestrator.results import TrialRecord, read_sweep
 from orchestrator.seeds import mean_difference
 from orchestrator.selection import RankedTrial, trial_model
@@ -394,4 +395,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SweepError as error:  # stopped by a signal (state kept, resume command given) or trials failed
+        print(f"bench/ablation.py: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
