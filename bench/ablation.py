@@ -43,7 +43,7 @@ from orchestrator.config import SweepConfig, read_sweep_config
 from orchestrator.evaluation import evaluate_export, probabilities, score
 from orchestrator.outcome import SweepError
 from orchestrator.results import TrialRecord, read_sweep
-from orchestrator.seeds import mean_difference
+from orchestrator.seeds import PairedDifference, paired_difference
 from orchestrator.selection import RankedTrial, trial_model
 from orchestrator.sweep import SWEEP_FILE, launch, read_sweep_record, resume_sweep
 from orchestrator.teachers import train_teachers
@@ -78,6 +78,10 @@ class Row:
     @staticmethod
     def _mean_std(values: list[float]) -> tuple[float, float]:
         return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else float("nan")
+
+    @property
+    def top1_by_seed(self) -> dict[int, float]:
+        return dict(zip(self.seeds, self.top1, strict=True))
 
     @property
     def top1_mean_std(self) -> tuple[float, float]:
@@ -133,35 +137,38 @@ def collect_rows(sweep_dir: str, space: SearchSpace, epochs: int) -> tuple[list[
     return rows, missing
 
 
-def judge(better: Row, worse: Row) -> tuple[float, float, str]:
-    """Difference of top-1 means, its standard error, and the verdict (reproduced / not shown / reversed)."""
-    compared = mean_difference(better.top1, worse.top1)
+def judge(better: Row, worse: Row) -> tuple[PairedDifference | None, str]:
+    """The two rows compared seed by seed (every row of the grid runs on the same seeds, so a seed's
+    shared luck cancels), and the verdict: reproduced / not shown / reversed."""
+    compared = paired_difference(better.top1_by_seed, worse.top1_by_seed)
     if compared is None:
-        return float("nan"), float("nan"), "too few seeds finished"
-    difference, error = compared
-    if difference > 2 * error:
-        return difference, error, "reproduced"
-    if difference < -2 * error:
-        return difference, error, "reversed"
-    return difference, error, "not shown (within 2 standard errors)"
+        return None, "too few seeds finished"
+    if compared.mean > 2 * compared.error:
+        return compared, "reproduced"
+    if compared.mean < -2 * compared.error:
+        return compared, "reversed"
+    return compared, "not shown (within 2 standard errors)"
+
+
+def _paired_cells(compared: PairedDifference) -> str:
+    """``Δ ± s.e. | in standard errors | ahead on``: the cells both comparison tables print."""
+    ratio = f"{compared.mean / compared.error:+.1f}" if compared.error > 0 else "—"
+    return f"{compared.mean:+.3f} ± {compared.error:.3f} | {ratio} | {compared.ahead} of {compared.seeds}"
 
 
 def render_against_reference(rows: list[Row]) -> str:
     """Every row against the space's first (CE-only in the ablation, the unchanged spectrum row in
-    the diagnostics): whether a term helps at all, which the claims' pairwise table does not say."""
+    the diagnostics), seed by seed: whether a term helps at all, which the claims' pairwise table
+    does not say."""
     reference = rows[0]
     lines = [
-        f"| row | Δ top-1 against `{reference.variant}` (± s.e.) | in standard errors |",
-        "|---|---:|---:|",
+        f"| row | Δ top-1 against `{reference.variant}`, paired (± s.e.) | in standard errors | seeds ahead |",
+        "|---|---:|---:|---:|",
     ]
     for row in rows[1:]:
-        compared = mean_difference(row.top1, reference.top1)
-        if compared is None:
-            lines.append(f"| {row.variant} | too few seeds finished | |")
-        else:
-            difference, error = compared
-            ratio = f"{difference / error:+.1f}" if error > 0 else "—"
-            lines.append(f"| {row.variant} | {difference:+.3f} ± {error:.3f} | {ratio} |")
+        compared = paired_difference(row.top1_by_seed, reference.top1_by_seed)
+        cells = "too few seeds finished | |" if compared is None else _paired_cells(compared)
+        lines.append(f"| {row.variant} | {cells} |")
     return "\n".join(lines)
 
 
@@ -218,10 +225,15 @@ def render(rows: list[Row], teacher: tuple[float, float]) -> str:
     by_name = {row.variant: row for row in rows}
     claims = [(b, w, claim) for b, w, claim in CLAIMS if b in by_name and w in by_name]
     if claims:  # a diagnostics grid has none of the claims' row pairs
-        lines += ["", "| paper's claim | Δ top-1 (± s.e.) | verdict |", "|---|---:|---|"]
+        lines += [
+            "",
+            "| paper's claim | Δ top-1, paired (± s.e.) | in standard errors | seeds ahead | verdict |",
+            "|---|---:|---:|---:|---|",
+        ]
     for better, worse, claim in claims:
-        difference, error, verdict = judge(by_name[better], by_name[worse])
-        lines.append(f"| {claim} (`{better}` − `{worse}`) | {difference:+.3f} ± {error:.3f} | {verdict} |")
+        compared, verdict = judge(by_name[better], by_name[worse])
+        cells = "— | |" if compared is None else _paired_cells(compared)
+        lines.append(f"| {claim} (`{better}` − `{worse}`) | {cells} | {verdict} |")
     return "\n".join(lines)
 
 

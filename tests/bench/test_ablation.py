@@ -14,6 +14,7 @@ from bench.ablation import (
     configs,
     differences,
     epoch_results,
+    judge,
     prepare_data,
     prepare_teacher,
     render,
@@ -145,30 +146,41 @@ def test_learning_curves_take_each_epochs_last_report_and_average_over_seeds(tmp
     assert render_curves([], 20).splitlines()[0] == "| row | epoch 5 | epoch 10 | epoch 15 | epoch 20 |"
 
 
-def test_every_row_is_read_against_the_first_with_its_standard_error():
+def test_every_row_is_read_against_the_first_seed_by_seed():
     ce_only = Row("ce_only", [0, 1, 2], [0.830, 0.745, 0.695], [1.0] * 3, [])
     steady = Row("spectrum_parameter", [0, 1, 2], [0.860, 0.875, 0.865], [1.0] * 3, [])
     alone = Row("full_mutual", [0], [0.870], [1.0], [])
-    same = Row("copy", [0, 1, 2], [0.830, 0.745, 0.695], [1.0] * 3, [])
-    assert render_against_reference([ce_only, steady, alone, same]).splitlines() == [
-        "| row | Δ top-1 against `ce_only` (± s.e.) | in standard errors |",
-        "|---|---:|---:|",
-        "| spectrum_parameter | +0.110 ± 0.040 | +2.8 |",
-        "| full_mutual | too few seeds finished | |",
-        "| copy | +0.000 ± 0.056 | +0.0 |",
+    shifted = Row("copy_plus", [2, 1, 3], [0.705, 0.755, 0.990], [1.0] * 3, [])  # seed 3 has no partner
+    # per seed against ce_only: +0.030, +0.130, +0.170 (mean 0.110, s.e. 0.0416)
+    assert render_against_reference([ce_only, steady, alone, shifted]).splitlines() == [
+        "| row | Δ top-1 against `ce_only`, paired (± s.e.) | in standard errors | seeds ahead |",
+        "|---|---:|---:|---:|",
+        "| spectrum_parameter | +0.110 ± 0.042 | +2.6 | 3 of 3 |",
+        "| full_mutual | too few seeds finished | | |",
+        "| copy_plus | +0.010 ± 0.000 | — | 2 of 2 |",
     ]
-    flat = Row("flat", [0, 1], [0.5, 0.5], [1.0] * 2, [])
-    assert render_against_reference([flat, flat]).splitlines()[-1] == "| flat | +0.000 ± 0.000 | — |"
+
+
+def test_a_claim_is_judged_on_the_seeds_both_rows_finished():
+    worse = Row("logit_kd", [0, 1, 2, 3], [0.70, 0.80, 0.60, 0.75], [1.0] * 4, [])
+    # +0.02..+0.04 on every seed: a gain far smaller than the seeds' spread, yet always there
+    ahead = Row("spectrum", [0, 1, 2, 3], [0.73, 0.82, 0.64, 0.77], [1.0] * 4, [])
+    behind = Row("spectrum", [0, 1, 2, 3], [0.67, 0.78, 0.56, 0.73], [1.0] * 4, [])
+    compared, verdict = judge(ahead, worse)
+    assert verdict == "reproduced" and compared.ahead == 4 and compared.mean == pytest.approx(0.0275)
+    assert judge(behind, worse)[1] == "reversed"
+    lone = Row("spectrum", [0, 9], [0.9, 0.9], [1.0] * 2, [])
+    assert judge(lone, worse) == (None, "too few seeds finished")
 
 
 def test_the_claims_table_appears_only_for_a_grid_holding_a_claims_rows():
     spectrum = Row("spectrum", [0, 1], [0.6, 0.8], [1.0] * 2, [])
-    logit_kd = Row("logit_kd", [0, 1], [0.5, 0.7], [1.0] * 2, [])
+    logit_kd = Row("logit_kd", [0, 1], [0.5, 0.9], [1.0] * 2, [])
     log_amplitude = Row("spectrum_log_amplitude", [0, 1], [0.85, 0.9], [1.0] * 2, [])
     assert "paper's claim" not in render([spectrum, log_amplitude], (0.9, 1.0))
     claims = [line for line in render([logit_kd, spectrum], (0.9, 1.0)).splitlines() if "`spectrum` −" in line]
     assert claims == [
-        "| spectrum distillation beats logit KD (`spectrum` − `logit_kd`) | +0.100 ± 0.141 "
+        "| spectrum distillation beats logit KD (`spectrum` − `logit_kd`) | +0.000 ± 0.100 | +0.0 | 1 of 2 "
         "| not shown (within 2 standard errors) |"
     ]
 
