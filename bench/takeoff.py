@@ -108,11 +108,11 @@ def curve(args: argparse.Namespace, data: tuple[torch.Tensor, ...], recipe: Reci
         distiller.step(train_x[picked], train_y[picked])
         if step % args.eval_every == 0:
             if args.precise_bn:
-                draws = (
-                    torch.randint(0, len(train_x), (recipe.batch,), generator=statistics_order)
+                batches = (
+                    train_x[torch.randint(0, len(train_x), (recipe.batch,), generator=statistics_order)]
                     for _ in range(args.precise_bn)
                 )
-                precise_bn(model, (train_x[drawn] for drawn in draws))
+                precise_bn(model, batches)
             points.append(held_out_top1(model, test_x, test_y))
     return points
 
