@@ -43,6 +43,24 @@ class Parameter(BaseModel):
             raise ValueError(f"log scale needs low > 0, got low={self.low}")
         return self
 
+    def can_take(self, value: Any) -> bool:
+        """Whether sampling can return exactly ``value`` (type included). A ``when`` condition is
+        compared with ``!=`` to what was sampled, so ``"2"`` against a choice of ``2``, or ``1``
+        against ``1.0``, would never match and its parameter would silently never be sampled."""
+        if self.type == "categorical":
+            return any(type(choice) is type(value) and choice == value for choice in self.choices or [])
+        if self.type == "int":
+            return type(value) is int and self.low <= value <= self.high
+        return False  # a float draw equals a given value with probability zero
+
+    def values_hint(self) -> str:
+        """What sampling can return, for an error about a value it cannot."""
+        if self.type == "categorical":
+            return f"its choices are {self.choices!r}"
+        if self.type == "int":
+            return f"it is an int in [{self.low:g}, {self.high:g}]"
+        return "it is a float, which never equals a given value"
+
     def extremes(self) -> list[Any]:
         """Values that must all be valid for the training config (checked before Ray starts)."""
         if self.type == "categorical":
@@ -66,9 +84,16 @@ class SearchSpace(BaseModel):
             raise ValueError("a search space needs exactly one of 'parameters' (Optuna) or 'variants' (grid)")
         seen: set[str] = set()
         for path, parameter in self.parameters.items():
-            for condition in parameter.when:
+            for condition, value in parameter.when.items():
                 if condition not in seen:
                     raise ValueError(f"parameters.{path}.when names {condition!r}, not a parameter listed before it")
+                earlier = self.parameters[condition]
+                if not earlier.can_take(value):
+                    raise ValueError(
+                        f"parameters.{path}.when: {condition} = {value!r} can never be sampled "
+                        f"({earlier.values_hint()}), "
+                        f"so {path} would never be searched"
+                    )
             seen.add(path)
         if not self.seeds:
             raise ValueError("seeds is empty")
@@ -145,12 +170,29 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         raise ValueError(f"{path}: {describe_errors(error)}") from None
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping. Plain YAML keeps the last
+    one, so a second ``spectrum_weight:`` further down a config would silently undo the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} on line {line} is also on line {seen[key]}; keep one", key_node.start_mark
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     """A YAML file whose top level is a mapping; errors name the file (``what`` says which kind)."""
     if not path.is_file():
         raise FileNotFoundError(f"{what} {path} not found")
     try:
-        payload = yaml.safe_load(path.read_text()) or {}
+        payload = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: not valid YAML ({error})") from error
     if not isinstance(payload, dict):

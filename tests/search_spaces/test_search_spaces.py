@@ -62,6 +62,57 @@ def test_a_space_file_that_is_not_a_mapping_or_not_yaml_is_named(tmp_path: Path)
         load_space(tmp_path / "space.yaml")
 
 
+def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys: a second weight further down would silently win."""
+    (tmp_path / "space.yaml").write_text(
+        "variants:\n  row:\n    objective.kd_weight: 1.0\n    objective.spectrum_weight: 2.0\n"
+        "    objective.kd_weight: 0.5\n"
+    )
+    with pytest.raises(ValueError, match=r"space\.yaml: .*'objective\.kd_weight' on line 5 is also on line 3"):
+        load_space(tmp_path / "space.yaml")
+
+
+def _conditioned(choices: dict, value: object) -> dict:
+    return {
+        "parameters": {
+            "objective.spectrum_low_bins": choices,
+            "objective.spectrum_weight": {
+                "type": "float",
+                "low": 0.1,
+                "high": 1.0,
+                "when": {"objective.spectrum_low_bins": value},
+            },
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("choices", "value", "match"),
+    [
+        # The training config would coerce "2" to 2, but Optuna hands back the choice as written.
+        ({"type": "categorical", "choices": ["2", "3"]}, 2, r"choices are \['2', '3'\]"),
+        ({"type": "categorical", "choices": [2, 3]}, 2.0, r"choices are \[2, 3\]"),
+        ({"type": "categorical", "choices": [2, 3]}, True, r"choices are \[2, 3\]"),
+        ({"type": "int", "low": 2, "high": 3}, 4, r"an int in \[2, 3\]"),
+        ({"type": "float", "low": 2, "high": 3}, 2.0, "a float"),
+    ],
+)
+def test_a_condition_that_can_never_match_is_refused(tmp_path: Path, choices: dict, value: object, match: str) -> None:
+    with pytest.raises(ValueError, match=rf"when: objective\.spectrum_low_bins = .* never be sampled.*{match}"):
+        load_space(_space_file(tmp_path, _conditioned(choices, value)))
+
+
+@pytest.mark.parametrize("choices", [{"type": "categorical", "choices": [2, 3]}, {"type": "int", "low": 2, "high": 3}])
+def test_a_condition_sampling_can_meet_is_accepted_and_met(tmp_path: Path, choices: dict) -> None:
+    space = load_space(_space_file(tmp_path, _conditioned(choices, 3)))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    sampled = [study.ask() for _ in range(20)]
+    for trial in sampled:
+        space.define_by_run("train")(trial)
+    weighted = [t for t in sampled if "train/objective.spectrum_weight" in t.params]
+    assert weighted and all(t.params["train/objective.spectrum_low_bins"] == 3 for t in weighted)
+
+
 def test_unknown_space_name_lists_the_shipped_ones() -> None:
     with pytest.raises(FileNotFoundError, match="quick"):
         load_space("does-not-exist")
