@@ -17,11 +17,18 @@ def _emit(line: str) -> None:
     print(line, flush=True)
 
 
+def _number(value: Any) -> str:
+    """A reported figure, or ``—`` where the trial did not report it (a misspelt ``tune.metric``
+    must not crash the callback, and with it the sweep)."""
+    return f"{value:.3f}" if isinstance(value, int | float) else "—"
+
+
 class SweepProgress(Callback):
     """Prints each trial's epochs as they are reported, and how each trial ended."""
 
-    def __init__(self, metric: str, epochs: int) -> None:
+    def __init__(self, metric: str, mode: str, epochs: int) -> None:
         self.metric, self.epochs = metric, epochs
+        self.better = max if mode == "max" else min
         self.started = time.perf_counter()
         self.best: float | None = None
         self.names: dict[str, int] = {}
@@ -37,11 +44,11 @@ class SweepProgress(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         value = result.get(self.metric)
         if isinstance(value, int | float):
-            self.best = value if self.best is None else max(self.best, value)
+            self.best = value if self.best is None else self.better(self.best, value)
         _emit(
             f"[{self._elapsed()}] {self._name(trial)} epoch {result.get('epoch', '?')}/{self.epochs}  "
-            f"{self.metric}={value:.3f}  train_loss={result.get('train_loss', float('nan')):.3f}  "
-            f"{result.get('clips_per_s', 0):.0f} clips/s  (best so far {self.best:.3f})"
+            f"{self.metric}={_number(value)}  train_loss={_number(result.get('train_loss'))}  "
+            f"{result.get('clips_per_s', 0):.0f} clips/s  (best so far {_number(self.best)})"
         )
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

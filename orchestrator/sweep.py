@@ -85,7 +85,7 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
             storage_path=config.storage_path,
             checkpoint_config=ray.tune.CheckpointConfig(**spec.checkpoint_policy()),
             failure_config=ray.tune.FailureConfig(max_failures=settings.max_failures),
-            callbacks=[SweepProgress(settings.metric, config.train.optim.epochs)],
+            callbacks=[SweepProgress(settings.metric, settings.mode, config.train.optim.epochs)],
             verbose=0,
         ),
     )
