@@ -87,11 +87,12 @@ class Distiller:
         self.teacher_objective = TeacherObjective(collaboration) if mutual else None
         self.model = place(student, True)
         self.teachers = [place(teacher, mutual) for teacher in teachers]
-        self.optimizers = {
-            "student": torch.optim.AdamW(
-                [*student.parameters(), *self.objective.parameters()], lr=optim.lr, weight_decay=optim.weight_decay
-            )
-        }
+        undecayed = self.objective.undecayed_parameters()
+        kept = {id(p) for p in undecayed}
+        groups = [{"params": [p for p in [*student.parameters(), *self.objective.parameters()] if id(p) not in kept]}]
+        if undecayed:
+            groups.append({"params": undecayed, "weight_decay": 0.0})
+        self.optimizers = {"student": torch.optim.AdamW(groups, lr=optim.lr, weight_decay=optim.weight_decay)}
         if mutual:
             self.optimizers["teacher"] = torch.optim.AdamW(
                 self.teachers[0].parameters(), lr=optim.teacher_lr, weight_decay=optim.weight_decay

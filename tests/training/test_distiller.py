@@ -5,6 +5,7 @@ import io
 import pytest
 import torch
 
+from training.config import OptimConfig
 from training.distiller import Distiller
 from training.losses import CollaborationConfig, DistillationObjective, ObjectiveConfig
 from training.models import create_model
@@ -118,6 +119,25 @@ def test_cross_entropy_alone_reduces_the_loss_on_a_fixed_batch():
     clips, labels = _batch()
     losses = [distiller.step(clips, labels).metrics["loss"] for _ in range(15)]
     assert losses[-1] < losses[0] * 0.5
+
+
+def test_weight_decay_spares_the_log_variances_of_uncertainty_weighting():
+    """Decay would pull every log-variance towards 0, every term's weight towards 1."""
+
+    def one_step(weight_decay: float) -> Distiller:
+        torch.manual_seed(0)
+        student, teacher = _pair()
+        objective = ObjectiveConfig(weighting="uncertainty", feature_weight=1.0)
+        distiller = Distiller(student, [teacher], objective=objective, optim=OptimConfig(weight_decay=weight_decay))
+        distiller.step(*_batch())
+        return distiller
+
+    plain, decayed = one_step(0.0), one_step(0.5)
+    for name, value in plain.objective.weighting.log_variances.items():
+        assert torch.equal(value, decayed.objective.weighting.log_variances[name]), name
+    assert not torch.equal(plain.student.fc.weight, decayed.student.fc.weight)
+    adapters = list(zip(plain.objective.adapters.parameters(), decayed.objective.adapters.parameters(), strict=True))
+    assert adapters and any(not torch.equal(a, b) for a, b in adapters)
 
 
 @pytest.mark.parametrize("mode", ["frozen", "mutual"])

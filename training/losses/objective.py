@@ -82,6 +82,11 @@ class DistillationObjective(nn.Module):
         terms = {name: term(inputs) for name, term in self.terms.items()}
         return ObjectiveOutput(total=self.weighting(terms), terms=terms)
 
+    def undecayed_parameters(self) -> list[nn.Parameter]:
+        """Parameters weight decay must not touch: uncertainty weighting's log-variances, which
+        decay would pull towards 0 (every weight towards 1) whatever the terms say."""
+        return list(self.weighting.parameters())
+
     def current_weights(self) -> dict[str, float]:
         """The weight each term has right now (changes during training with uncertainty weighting)."""
         return self.weighting.current_weights()
