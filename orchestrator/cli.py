@@ -6,10 +6,12 @@ so ``specdistill --help`` answers at once."""
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -148,6 +150,9 @@ def _cmd_best(args: argparse.Namespace) -> int:
     for index, trial in enumerate(ranked[: max(args.top_k, 10)], start=1):
         value, epoch = trial.result[args.metric], trial.result.get("epoch", "?")
         print(f"{index:<6}{trial.record.trial_id:<14}{value:>10.4f}{epoch:>7}  {trial.record.spec.label}")
+    for trial in ranked[: max(args.top_k, 10)]:
+        if trial.record.failure:
+            print(f"note: trial {trial.record.trial_id} failed after its best result: {trial.record.failure}")
     if args.export:
         exported = export_best(
             args.sweep_dir,
@@ -351,13 +356,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_warning(command: str, default: Callable[..., None], message: Warning | str, category: type, *rest) -> None:
+    """A damaged file left out of a sweep's reading, as one line on stderr (Python's own format
+    adds the line of specdistill that warned, which tells a user nothing)."""
+    from orchestrator.results import DamagedRecord
+
+    if issubclass(category, DamagedRecord):
+        print(f"specdistill {command}: warning: {message}", file=sys.stderr)
+    else:
+        default(message, category, *rest)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a subcommand. Bad inputs (files, fields, values) end with one clear line, not a traceback."""
     from orchestrator.outcome import SweepError
 
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_print_warning, args.command, warnings.showwarning)
+            return args.handler(args)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"specdistill {args.command}: {error}", file=sys.stderr)
         return 2

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import signal
 import threading
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from training import storage
+from training import failures, storage
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -54,9 +55,20 @@ class SweepOutcome:
         if self.stopped_by is not None:
             name = signal.Signals(self.stopped_by).name
             lines.append(f"stopped by {name}: the sweep's state is saved; continue it with `{self.resume}`")
-        lines += [f"trial {trial_id} failed: see {storage.display(error)}" for trial_id, error in self.errored]
+        for trial_id, error in self.errored:
+            reason = _recorded_reason(posixpath.dirname(error))
+            where = f"see {storage.display(error)}"
+            lines.append(f"trial {trial_id} failed: {f'{reason} ({where})' if reason else where}")
         lines.append(f"{self.trials} trials, {len(self.errored)} errored: {where}")
         return lines
+
+
+def _recorded_reason(trial_dir: str) -> str | None:
+    """The failure a trial recorded as not worth a retry, if it did and the record is readable."""
+    try:
+        return failures.read_record(trial_dir)
+    except ValueError:
+        return None
 
 
 class SweepError(RuntimeError):

@@ -24,7 +24,7 @@ from orchestrator.plots import (
     plot_learning_curves,
     plot_parameters,
 )
-from orchestrator.results import Mode, TrialRow, is_number, read_sweep, sweep_mode, trial_rows
+from orchestrator.results import Mode, TrialRow, is_number, read_sweep, sweep_mode, trial_rows, warn_damage
 from orchestrator.trial_spec import format_value
 from training import storage
 from training.checkpoint import ModelCard, exported_members, load_card
@@ -48,10 +48,16 @@ def write_report(
     Returns the HTML page's path. Raises ``FileNotFoundError``/``ValueError`` for a missing or empty
     sweep directory, and ``ValueError`` when trials reported results but never ``metric``.
     """
-    records = read_sweep(sweep_dir)
+    damage: list[str] = []
+
+    def left_out(line: str) -> None:  # in the report's notes, and on the terminal
+        damage.append(line)
+        warn_damage(line)
+
+    records = read_sweep(sweep_dir, on_damage=left_out)
     mode = sweep_mode(records, metric)
     rows = trial_rows(records, metric, mode)
-    reported = [r for r in rows if r.status != "no result"]
+    reported = [r for r in rows if r.record.results]
     if reported and all(r.best is None for r in reported):
         known = sorted({k for r in reported for res in r.record.results for k, v in res.items() if is_number(v)})
         raise ValueError(f"no trial reported {metric!r}; numeric keys in the results: {', '.join(known)}")
@@ -60,7 +66,9 @@ def write_report(
     keys = {k for r in rows for k in r.searched}
     columns = [k for k in GRID_KEYS if k in keys] or sorted(keys)  # sorted dotted paths group by section
     points, notes = cost_points(rows, metric)
-    notes += [f"trial {r.record.trial_id} has no result (not plotted)" for r in rows if r.status == "no result"]
+    notes += [f"trial {r.record.trial_id} failed: {r.record.failure}" for r in rows if r.record.failure]
+    notes += [f"trial {r.record.trial_id} has no result (not plotted)" for r in rows if not r.record.results]
+    notes += [f"left out: {line}" for line in damage]
     images = [
         (title, name)
         for title, name, written in (

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from orchestrator.trial_spec import TrialSpec
 from training import storage
 from training.checkpoint import STATE_NAME
 from training.config import TrainConfig
+from training.failures import read_record
 
 Mode = Literal["max", "min"]
 Status = Literal["finished", "stopped early", "error", "no result"]
@@ -64,6 +66,7 @@ class TrialRecord:
     directory: str
     spec: TrialSpec
     results: list[dict[str, Any]] = field(default_factory=list)
+    failure: str | None = None  # why the trial failed for good (``training.failures``), if it did
 
     def checkpoint_of(self, result: dict[str, Any]) -> str | None:
         """The checkpoint reported with ``result`` if it is still in storage (Tune keeps the best few)."""
@@ -92,9 +95,22 @@ def trial_id_from_name(name: str) -> str:
     return match.group(1) if match else name
 
 
-def read_sweep(sweep_dir: str | Path) -> list[TrialRecord]:
+class DamagedRecord(UserWarning):
+    """A file of a sweep that could not be read and was left out; the rest of the sweep is used."""
+
+
+def warn_damage(message: str) -> None:
+    warnings.warn(message, DamagedRecord, stacklevel=3)
+
+
+def read_sweep(sweep_dir: str | Path, on_damage: Callable[[str], None] = warn_damage) -> list[TrialRecord]:
     """Every trial directory in ``sweep_dir`` (a local path or a storage URI; those with a
-    ``params.json``), in trial-id order."""
+    ``params.json``), in trial-id order.
+
+    A damaged file costs only itself: a ``result.json`` line that is not JSON (a driver killed
+    mid-write leaves half a line) is left out, and a trial whose ``params.json`` cannot be read is
+    left out, each reported to ``on_damage`` (by default a :class:`DamagedRecord` warning) with the
+    file's name."""
     root = str(sweep_dir)
     if not storage.is_dir(root):
         raise FileNotFoundError(f"sweep directory {storage.display(root)} not found")
@@ -104,19 +120,54 @@ def read_sweep(sweep_dir: str | Path) -> list[TrialRecord]:
         params_path = storage.join(directory, "params.json")
         try:
             params = json.loads(storage.read_text(params_path))
+            spec = TrialSpec.from_params(params, storage.display(params_path))
         except (FileNotFoundError, NotADirectoryError):
             continue  # Tune's own files, the report, Train runs: not trials
-        try:
-            lines = storage.read_text(storage.join(directory, "result.json")).splitlines()
-        except FileNotFoundError:
-            lines = []
-        results = [json.loads(line) for line in lines if line.strip()]
-        trial_id = results[0]["trial_id"] if results else trial_id_from_name(name)
-        spec = TrialSpec.from_params(params, storage.display(params_path))
-        records.append(TrialRecord(trial_id, directory, spec, results))
+        except (ValueError, UnicodeDecodeError) as error:
+            on_damage(f"{storage.display(params_path)}: unreadable, trial left out ({_short(error)})")
+            continue
+        results = _read_results(storage.join(directory, "result.json"), on_damage)
+        trial_id = results[0].get("trial_id", trial_id_from_name(name)) if results else trial_id_from_name(name)
+        records.append(TrialRecord(trial_id, directory, spec, results, _read_failure(directory, on_damage)))
     if not records:
         raise ValueError(f"{storage.display(root)} holds no trials (no */params.json): is it a sweep directory?")
     return records
+
+
+def _read_results(path: str, on_damage: Callable[[str], None]) -> list[dict[str, Any]]:
+    try:
+        text = storage.read_bytes(path).decode(errors="replace")
+    except FileNotFoundError:
+        return []
+    results = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            result = json.loads(line)
+        except ValueError as error:
+            on_damage(f"{storage.display(path)}: line {number} is not a result, left out ({_short(error)})")
+            continue
+        if isinstance(result, dict):
+            results.append(result)
+        else:
+            on_damage(
+                f"{storage.display(path)}: line {number} is not a result, left out (a JSON {type(result).__name__})"
+            )
+    return results
+
+
+def _read_failure(directory: str, on_damage: Callable[[str], None]) -> str | None:
+    """Why the trial failed for good, if it recorded that (see ``training.failures``)."""
+    try:
+        return read_record(directory)
+    except ValueError as error:
+        on_damage(f"{error}; the trial counts as failed")
+        return "failed (its failure record is damaged)"
+
+
+def _short(error: BaseException) -> str:
+    return str(error).splitlines()[0][:200] if str(error) else type(error).__name__
 
 
 def sweep_mode(records: list[TrialRecord], metric: str) -> Mode:
@@ -163,12 +214,12 @@ def _trial_row(record: TrialRecord, metric: str, mode: Mode) -> TrialRow:
     config = record.spec.train_config()
     best = record.best_result(metric, mode)
     epochs_run = max((_epoch(r) for r in record.results), default=0)
-    if not record.results:
-        status: Status = "no result"
-    elif epochs_run >= config.optim.epochs:
-        status = "finished"
-    elif storage.is_file(storage.join(record.directory, "error.txt")):  # Tune's record of a crash
-        status = "error"
+    if record.results and epochs_run >= config.optim.epochs:
+        status: Status = "finished"
+    elif record.failure is not None or storage.is_file(storage.join(record.directory, "error.txt")):
+        status = "error"  # failed for good, or crashed (Tune's error.txt) and not yet finished by a retry
+    elif not record.results:
+        status = "no result"
     else:  # ASHA stopped it, or the sweep was interrupted before it finished
         status = "stopped early"
     return TrialRow(

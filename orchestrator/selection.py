@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.results import Mode, TrialRecord, best_first, best_of, check_mode, read_sweep
+from orchestrator.results import Mode, TrialRecord, best_first, best_of, check_mode, read_sweep, warn_damage
 from training import storage
 from training.checkpoint import ModelCard, export_model, load_training_state, run_states, write_ensemble
 from training.models import VideoClassifier, create_model
@@ -100,13 +100,22 @@ def export_best(
     repeats_as_ensemble: bool = False,
 ) -> list[str]:
     """Export the ``top_k`` best trials: into ``directory`` itself for one, ``directory/top<i>`` for
-    more (see :func:`export_trial` for trials with repeats)."""
+    more (see :func:`export_trial` for trials with repeats). A trial whose checkpoint cannot be
+    read is left out with a :class:`~orchestrator.results.DamagedRecord` warning, and the next
+    one taken."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
-    ranked = rank_trials(sweep_dir, metric, mode)[:top_k]
     options = {"metric": metric, "mode": mode, "repeats_as_ensemble": repeats_as_ensemble}
-    if top_k == 1:
-        return [export_trial(ranked[0], directory, **options)]
-    return [
-        export_trial(trial, storage.join(directory, f"top{i}"), **options) for i, trial in enumerate(ranked, start=1)
-    ]
+    exported: list[str] = []
+    for trial in rank_trials(sweep_dir, metric, mode):
+        target = directory if top_k == 1 else storage.join(directory, f"top{len(exported) + 1}")
+        try:
+            exported.append(export_trial(trial, target, **options))
+        except ValueError as error:  # a damaged checkpoint costs its trial, not the export
+            warn_damage(f"trial {trial.record.trial_id} left out: {error}")
+            continue
+        if len(exported) == top_k:
+            break
+    if not exported:
+        raise ValueError(f"{storage.display(sweep_dir)}: no trial's checkpoint could be read (see the warnings)")
+    return exported

@@ -9,11 +9,14 @@ named after the trial, so a retried trial resumes the same run from its checkpoi
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from orchestrator.trial_spec import TrialSpec
+from training import storage
 from training.data.shards import load_manifest
 from training.data.stream import clip_dataset
+from training.failures import failing_fast
 from training.loop import passes_per_run, run_training, samplings, train_loop_per_worker
 
 
@@ -22,6 +25,15 @@ def specdistill_trial(config: dict[str, Any]) -> None:
     import ray.tune
 
     spec = TrialSpec.from_params(config)
+    # The trial's directory in the sweep's storage (Tune's local one has the same name).
+    trial_dir = storage.join(spec.sweep_dir, Path(ray.tune.get_context().get_trial_dir()).name)
+    with failing_fast(trial_dir):
+        _run_trial(spec, trial_dir)
+
+
+def _run_trial(spec: TrialSpec, trial_dir: str) -> None:
+    import ray.tune
+
     cfg = spec.train_config()
     resources = spec.resources
     manifest = load_manifest(cfg.data.path)
@@ -59,7 +71,7 @@ def specdistill_trial(config: dict[str, Any]) -> None:
     use_gpu = resources.gpus_per_worker > 0
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=payload | {"_trial_id": trial_id, "_repeats": spec.repeats},
+        train_loop_config=payload | {"_trial_id": trial_id, "_repeats": spec.repeats, "_trial_dir": trial_dir},
         scaling_config=ray.train.ScalingConfig(
             num_workers=resources.workers,
             use_gpu=use_gpu,

@@ -101,6 +101,11 @@ class TrialSpec(BaseModel):
         prefix = f"{OVERRIDES_KEY}/"
         return self.model_copy(update={"overrides": {k.removeprefix(prefix): v for k, v in suggested.items()}})
 
+    @property
+    def sweep_dir(self) -> str:
+        """The sweep's directory, which holds the trial directories (and ``train_runs``)."""
+        return self.train_runs.removesuffix(f"/{TRAIN_RUNS_DIR}")
+
     def train_config(self) -> TrainConfig:
         """The config this trial trains with: the grid's seed, then the sampled values or the
         variant's overrides (a variant may set its own seed, as teacher ensemble members do)."""

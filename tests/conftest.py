@@ -3,6 +3,7 @@ and a real S3 endpoint on 127.0.0.1."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,3 +67,14 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     127.0.0.1 (an HTTP server, not an in-process patch of boto or pyarrow)."""
     with s3_server(tmp_path_factory.mktemp("s3")) as server:
         yield server
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_root(request, tmp_path: Path, monkeypatch) -> str:
+    """An empty place to write: a local directory, or a fresh bucket on the session's S3 server."""
+    if request.param == "local":
+        return str(tmp_path)
+    server = request.getfixturevalue("s3_endpoint")
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)
+    return server.make_bucket(f"storage-{secrets.token_hex(6)}")

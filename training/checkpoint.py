@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,16 @@ def load_training_state(directory: str | Path) -> tuple[dict[str, Any], dict[str
         raise FileNotFoundError(
             f"{where}/{STATE_NAME} not found: {where} is not a specdistill training checkpoint"
         ) from None
-    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    return state, json.loads(storage.read_text(storage.join(directory, CONFIG_NAME)))
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:  # truncated or overwritten
+        path = storage.display(storage.join(directory, STATE_NAME))
+        raise ValueError(f"{path}: not a readable training state ({str(error).splitlines()[0]})") from error
+    config_path = storage.join(directory, CONFIG_NAME)
+    try:
+        return state, json.loads(storage.read_text(config_path))
+    except ValueError as error:
+        raise ValueError(f"{storage.display(config_path)}: not a readable config ({error})") from error
 
 
 def run_states(state: dict[str, Any], repeats: int, source: Path | str) -> list[dict[str, Any]]:

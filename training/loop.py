@@ -18,6 +18,7 @@ own, so adding a repeat does not change another's initialisation.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import resource
 import statistics
@@ -36,6 +37,7 @@ from training.config import TrainConfig
 from training.data.shards import Manifest, load_manifest
 from training.data.stream import ClipBatch, ClipSampling
 from training.distiller import Distiller
+from training.failures import check_finite, failing_fast
 from training.metrics import topk_correct
 from training.precision import Precision
 from training.session import Session, TrainSession
@@ -229,6 +231,7 @@ class _Run:
                 continue
             result = self.distiller.step(batch.clips, batch.labels)
             self.step += 1
+            check_finite(self.step, result.metrics, self.cfg.seed)
             taken += 1
             for name, value in result.metrics.items():
                 sums[name] += value
@@ -277,8 +280,10 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
     config = dict(config)
     trial_id = config.pop("_trial_id", "train")
     repeats = config.pop("_repeats", 1)
-    cfg = TrainConfig.model_validate(config)
-    manifest = load_manifest(cfg.data.path)
-    _, val = samplings(cfg)
-    session = TrainSession(manifest.split(cfg.data.path, cfg.data.val_split), val, trial_id)
-    run_training(config, session, repeats=repeats)
+    trial_dir = config.pop("_trial_dir", None)
+    with failing_fast(trial_dir) if trial_dir else contextlib.nullcontext():
+        cfg = TrainConfig.model_validate(config)
+        manifest = load_manifest(cfg.data.path)
+        _, val = samplings(cfg)
+        session = TrainSession(manifest.split(cfg.data.path, cfg.data.val_split), val, trial_id)
+        run_training(config, session, repeats=repeats)

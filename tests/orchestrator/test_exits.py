@@ -15,6 +15,7 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.results import read_sweep
+from training.checkpoint import load_exported
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +47,43 @@ def test_a_failed_trial_makes_the_sweep_exit_1_naming_it_and_its_error_file(
     assert "2 trials, 1 errored" in err
     (sound,) = [t for t in read_sweep(tmp_path / "runs" / "fails") if t.spec.variant == "sound"]
     assert sound.results[-1]["epoch"] == 2
+
+
+def test_a_diverging_trial_fails_at_its_first_nan_without_retries_and_the_sweep_goes_on(
+    ray_local, write_sweep, tmp_path: Path, capsys
+) -> None:
+    """A learning rate of 1e30 makes the second step's loss NaN. The trial ends there, as failed,
+    with the step and every term; its two allowed retries stop before building anything; the
+    other trial finishes, and ``best`` exports it."""
+    space = {"variants": {"sound": {}, "diverging": {"optim.lr": 1e30}}}
+    config = write_sweep("diverges", space=space, tune={"max_failures": 2})
+    assert main(["sweep", str(config)]) == 1
+    err = capsys.readouterr().err
+    trials = {t.spec.variant: t for t in read_sweep(tmp_path / "runs" / "diverges")}
+    diverging, sound = trials["diverging"], trials["sound"]
+    assert diverging.results == [] and sound.results[-1]["epoch"] == 2
+    assert re.match(r"NonFiniteLoss: non-finite loss at step 2 \(seed 0\): loss=nan, ce=nan, kd=nan", diverging.failure)
+    assert f"trial {diverging.trial_id} failed: {diverging.failure} (see " in err
+    error_log = (Path(diverging.directory) / "error.txt").read_text()
+    assert error_log.count("Failure #") == 3 and error_log.count("recorded by an earlier attempt") == 2
+    assert main(["best", str(tmp_path / "runs" / "diverges"), "--export", str(tmp_path / "best")]) == 0
+    assert load_exported(tmp_path / "best")[1].provenance["trial_id"] == sound.trial_id
+
+
+def test_a_diverging_two_worker_trial_refuses_trains_worker_group_restart_too(
+    ray_local, write_sweep, tmp_path: Path
+) -> None:
+    """Ray Train restarts a failed worker group (``worker_max_failures``) before Tune sees the trial
+    fail: the restarted workers find the record and stop at once, and so does Tune's retry."""
+    space = {"variants": {"diverging": {"optim.lr": 1e30}}}
+    resources = {"workers": 2, "cpus_per_worker": 1, "worker_max_failures": 1}
+    config = write_sweep("diverges2", space=space, tune={"max_failures": 1}, resources=resources)
+    assert main(["sweep", str(config)]) == 1
+    (trial,) = read_sweep(tmp_path / "runs" / "diverges2")
+    assert trial.results == [] and trial.failure.startswith("NonFiniteLoss: non-finite loss at step 2")
+    error_log = (Path(trial.directory) / "error.txt").read_text()
+    # Failure 1 is Train's, carrying its refused worker-group restart; failure 2, Tune's refused retry.
+    assert error_log.count("Failure #") == 2 and error_log.count("recorded by an earlier attempt") == 2
 
 
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

@@ -10,10 +10,11 @@ from PIL import Image
 
 from orchestrator.plots import COST_PNG, CURVES_PNG, PARAMETERS_PNG
 from orchestrator.report import cost_points, write_report
-from orchestrator.results import read_sweep, trial_rows
+from orchestrator.results import DamagedRecord, read_sweep, trial_rows
 from training.checkpoint import ModelCard, export_model
 from training.config import DataConfig, OptimConfig, TrainConfig
 from training.data.shards import Manifest, SplitInfo, write_manifest
+from training.failures import FAILURE_NAME
 from training.models import create_model
 
 EPOCHS = 4
@@ -174,3 +175,17 @@ def test_a_metric_no_trial_reported_is_refused_with_the_known_keys(sweep: Path, 
 def test_a_missing_sweep_directory_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="not found"):
         write_report(tmp_path / "nope")
+
+
+def test_failed_trials_and_damaged_files_are_named_in_the_notes(tmp_path: Path, teacher: Path, sweep_files) -> None:
+    sweep = make_search_sweep(sweep_files, tmp_path, [str(teacher)])
+    (failed,) = sweep.glob("*_a1b2c_00001_*")
+    (failed / FAILURE_NAME).write_text('{"error": "NonFiniteLoss", "message": "non-finite loss at step 9"}')
+    (damaged,) = sweep.glob("*_a1b2c_00000_*")
+    with (damaged / "result.json").open("a") as results:
+        results.write('{"epoch": 5, "val_')
+    with pytest.warns(DamagedRecord):
+        markdown = (Path(write_report(sweep, tmp_path / "out")).parent / "report.md").read_text()
+    assert table_rows(markdown)["a1b2c_00001"][2] == "error"
+    assert "- trial a1b2c_00001 failed: non-finite loss at step 9" in markdown
+    assert f"- left out: {damaged / 'result.json'}: line 5 is not a result, left out" in markdown

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.results import best_first, best_of, read_sweep, sweep_mode, trial_rows
+from orchestrator.results import DamagedRecord, best_first, best_of, read_sweep, sweep_mode, trial_rows
 from training.config import DataConfig, OptimConfig, TrainConfig
+from training.failures import FAILURE_NAME
 
 TRAIN = TrainConfig(
     stage="distill",
@@ -72,3 +73,31 @@ def test_rows_rank_trials_and_say_how_far_each_got(tmp_path: Path, sweep_files) 
 def test_a_directory_without_trials_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="holds no trials"):
         read_sweep(tmp_path)
+
+
+def test_a_damaged_line_or_params_file_costs_only_itself_with_a_warning_naming_it(tmp_path: Path, sweep_files) -> None:
+    """A driver killed mid-write leaves half a ``result.json`` line; a disk error, garbage."""
+    good = sweep_files.write_trial(tmp_path, 0, sweep_files.params(TRAIN), [0.2, 0.5, 0.4], "good")
+    lines = (good / "result.json").read_text().splitlines()
+    (good / "result.json").write_text("\n".join([lines[0], "\x00\x00garbage", lines[1], lines[2][:40]]) + "\n")
+    broken = sweep_files.write_trial(tmp_path, 1, sweep_files.params(TRAIN), [0.9], "broken")
+    (broken / "params.json").write_text('{"train": {"stage": "dis')
+    with pytest.warns(DamagedRecord) as caught:
+        (record,) = read_sweep(tmp_path)
+    assert [r["epoch"] for r in record.results] == [1, 2]
+    messages = sorted(str(w.message) for w in caught)
+    assert messages[0].startswith(f"{broken / 'params.json'}: unreadable, trial left out")
+    assert messages[1].startswith(f"{good / 'result.json'}: line 2 is not a result, left out")
+    assert messages[2].startswith(f"{good / 'result.json'}: line 4 is not a result, left out")
+
+
+def test_a_recorded_failure_marks_the_trial_failed_with_its_reason(tmp_path: Path, sweep_files) -> None:
+    failed = sweep_files.write_trial(tmp_path, 0, sweep_files.params(TRAIN), [0.4], "nan")
+    (failed / FAILURE_NAME).write_text('{"error": "NonFiniteLoss", "message": "non-finite loss at step 14"}')
+    early = sweep_files.write_trial(tmp_path, 1, sweep_files.params(TRAIN), [], "0bad5e70")
+    (early / FAILURE_NAME).write_text('{"error": "ValueError", "message": "train.model: no such model"}')
+    rows = trial_rows(read_sweep(tmp_path), "val_top1", "max")
+    assert [(r.record.trial_id, r.status, r.record.failure) for r in rows] == [
+        ("nan", "error", "non-finite loss at step 14"),
+        ("0bad5e70", "error", "train.model: no such model"),  # failed before its first result
+    ]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from orchestrator.cli import main
 from orchestrator.selection import export_best, rank_trials
 from training.checkpoint import load_exported, save_training_state
 from training.config import DataConfig, OptimConfig, TrainConfig
@@ -56,3 +57,22 @@ def test_a_sweep_whose_checkpoints_are_all_gone_is_refused_naming_the_metric(tmp
         rank_trials(tmp_path)
     with pytest.raises(ValueError, match="top_k must be >= 1"):
         export_best(tmp_path, tmp_path / "x", top_k=0)
+
+
+def test_a_damaged_best_checkpoint_is_left_out_naming_it_and_the_next_trial_exports(
+    tmp_path: Path, sweep_files, capsys
+) -> None:
+    params = sweep_files.params(TRAIN)
+    for index, (trial_id, curve) in enumerate({"t1": [0.3, 0.5], "t2": [0.6, 0.4]}.items()):
+        _checkpoint_every_epoch(sweep_files.write_trial(tmp_path / "sweep", index, params, curve, trial_id), index)
+    (t2,) = (tmp_path / "sweep").glob("*_t2_*")
+    state = t2 / "checkpoint_000000" / "state.pt"
+    state.write_bytes(state.read_bytes()[:1000])  # truncated: a disk filled while it was written
+    (t2 / "result.json").write_text((t2 / "result.json").read_text() + '{"epoch": 3, "val_to')
+
+    assert main(["best", str(tmp_path / "sweep"), "--export", str(tmp_path / "best")]) == 0
+    out, err = capsys.readouterr()
+    assert f"specdistill best: warning: {t2 / 'result.json'}: line 3 is not a result, left out" in err
+    assert f"specdistill best: warning: trial t2 left out: {state}: not a readable training state" in err
+    assert load_exported(tmp_path / "best")[1].provenance["trial_id"] == "t1"
+    assert f"exported {tmp_path / 'best'}" in out

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import pytest
@@ -10,37 +9,31 @@ import pytest
 from training import storage
 
 
-@pytest.fixture(params=["local", "s3"])
-def root(request, tmp_path: Path, monkeypatch) -> str:
-    """An empty place to write: a local directory, or a fresh bucket on the session's S3 server."""
-    if request.param == "local":
-        return str(tmp_path)
-    server = request.getfixturevalue("s3_endpoint")
-    for name, value in server.env.items():
-        monkeypatch.setenv(name, value)
-    return server.make_bucket(f"storage-{secrets.token_hex(6)}")
+def test_files_round_trip_and_directories_list_their_entries(storage_root: str) -> None:
+    storage.write_text(storage.join(storage_root, "a", "x.json"), "{}")
+    storage.write_bytes(storage.join(storage_root, "a", "y.bin"), b"\0\1")
+    assert storage.read_text(storage.join(storage_root, "a", "x.json")) == "{}"
+    assert storage.read_bytes(storage.join(storage_root, "a", "y.bin")) == b"\0\1"
+    assert storage.children(storage.join(storage_root, "a")) == ["x.json", "y.bin"]
+    assert storage.is_dir(storage.join(storage_root, "a")) and storage.is_file(
+        storage.join(storage_root, "a", "x.json")
+    )
+    assert (
+        not storage.exists(storage.join(storage_root, "a", "z"))
+        and storage.children(storage.join(storage_root, "none")) == []
+    )
 
 
-def test_files_round_trip_and_directories_list_their_entries(root: str) -> None:
-    storage.write_text(storage.join(root, "a", "x.json"), "{}")
-    storage.write_bytes(storage.join(root, "a", "y.bin"), b"\0\1")
-    assert storage.read_text(storage.join(root, "a", "x.json")) == "{}"
-    assert storage.read_bytes(storage.join(root, "a", "y.bin")) == b"\0\1"
-    assert storage.children(storage.join(root, "a")) == ["x.json", "y.bin"]
-    assert storage.is_dir(storage.join(root, "a")) and storage.is_file(storage.join(root, "a", "x.json"))
-    assert not storage.exists(storage.join(root, "a", "z")) and storage.children(storage.join(root, "none")) == []
-
-
-def test_a_missing_file_is_a_file_not_found_naming_it(root: str) -> None:
+def test_a_missing_file_is_a_file_not_found_naming_it(storage_root: str) -> None:
     with pytest.raises(FileNotFoundError, match=r"/a/missing\.json not found"):
-        storage.read_text(storage.join(root, "a", "missing.json"))
+        storage.read_text(storage.join(storage_root, "a", "missing.json"))
 
 
-def test_a_directory_uploads_and_comes_back_as_a_local_copy(root: str, tmp_path: Path) -> None:
+def test_a_directory_uploads_and_comes_back_as_a_local_copy(storage_root: str, tmp_path: Path) -> None:
     source = tmp_path / "source"
     (source / "sub").mkdir(parents=True)
     (source / "sub" / "f.txt").write_text("hello")
-    target = storage.join(root, "copied")
+    target = storage.join(storage_root, "copied")
     storage.upload(source, target)
     with storage.local_copy(target) as local:
         assert (local / "sub" / "f.txt").read_text() == "hello"
