@@ -69,6 +69,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from training.data.ingest import ingest
+    from training.data.probe_pool import ProbeLimits
 
     summary = ingest(
         args.source,
@@ -79,7 +80,11 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         tune_fraction=args.tune_fraction,
         seed=args.seed,
+        limits=ProbeLimits(memory_mb=args.probe_memory_mb, cpu_s=args.probe_cpu_s, max_clip_mb=args.max_clip_mb),
     )
+    if summary.rejected:  # a scheduler or script can tell a clean ingest from one that lost clips
+        print(summary.message, file=sys.stderr)
+        return INGEST_REJECTED
     print(summary.message)
     return 0
 
@@ -213,6 +218,7 @@ ADDRESS_HELP = (
     "the Ray cluster to run on (default: RAY_ADDRESS, else a cluster already running on this machine, "
     "else a new local one)"
 )
+INGEST_REJECTED = 3
 EXITS = (
     "exit status: 0 when every trial ended well, 1 when any trial failed (each is listed with its error "
     "file), 130/143 when stopped by SIGINT/SIGTERM (the state is saved; the command that continues is printed), "
@@ -222,6 +228,7 @@ EXITS = (
 
 def build_parser() -> argparse.ArgumentParser:
     from training.data.layouts import formats  # the layouts' registry: light, and the one list of formats
+    from training.data.probe_pool import ProbeLimits
     from training.data.splits import DEFAULT_TEST_FRACTION, DEFAULT_TUNE_FRACTION, TEST
 
     parser = argparse.ArgumentParser(prog="specdistill", description=__doc__.splitlines()[0])
@@ -247,7 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--shard-mb", type=int, default=128, help="target shard size in MiB")
     synth.set_defaults(handler=_cmd_synth)
 
-    ingest = commands.add_parser("ingest", help="ingest a video dataset on disk into Parquet shards")
+    ingest = commands.add_parser(
+        "ingest",
+        help="ingest a video dataset on disk into Parquet shards",
+        epilog=f"exit status: 0 when every clip was ingested, {INGEST_REJECTED} when some were rejected "
+        "(each is a line of rejects.jsonl in OUT, with its reason), 2 for a bad argument or source",
+    )
     ingest.add_argument("source", type=Path)
     ingest.add_argument("out", type=str)
     ingest.add_argument("--format", required=True, choices=formats())
@@ -261,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("--tune-fraction", type=float, default=DEFAULT_TUNE_FRACTION, help=TUNE_HELP)
     ingest.add_argument("--seed", type=int, default=0, help="the drawn splits' seed")
+    ingest.add_argument(
+        "--max-clip-mb", type=int, default=ProbeLimits.max_clip_mb, help="reject a clip larger than this (at most 2047)"
+    )
+    ingest.add_argument(
+        "--probe-memory-mb", type=int, default=ProbeLimits.memory_mb, help="memory a worker may add to decode one clip"
+    )
+    ingest.add_argument(
+        "--probe-cpu-s",
+        type=int,
+        default=ProbeLimits.cpu_s,
+        help="CPU seconds a worker may spend on one clip (three times that on the wall clock)",
+    )
     ingest.set_defaults(handler=_cmd_ingest)
 
     carve = commands.add_parser(

@@ -145,7 +145,13 @@ def write_bytes(location: str | Path, data: bytes) -> None:
     fs.create_dir(parent, recursive=True)
     if isinstance(fs, pafs.LocalFileSystem):
         with tempfile.NamedTemporaryFile(dir=parent, prefix=".tmp-", delete=False) as handle:
-            handle.write(data)
+            try:
+                handle.write(data)
+                handle.flush()
+            except BaseException:  # a full disk: leave no half-written temporary file behind
+                handle.close()
+                os.unlink(handle.name)
+                raise
         os.replace(handle.name, path)
         return
     with fs.open_output_stream(path) as stream:

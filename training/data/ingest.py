@@ -14,18 +14,17 @@ which costs no more than unpickling it from a worker would.
 Candidates are processed in an order fixed by ``seed`` and each ``clip_id`` (a hash, not the
 listing order) and results consumed in that order, so the shards are the same whatever the number
 of workers, and they are not sorted by class: streaming readers then get mixed batches from a small
-shuffle buffer. At most ``4 × workers`` clips are in flight, so memory is
-bounded by a few clips per worker, not by the dataset.
+shuffle buffer. At most ``4 × workers`` clips are in flight, each at most ``max_clip_mb``, so
+memory is bounded by a few clips per worker, not by the dataset.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import zlib
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from tqdm import tqdm
 from training import storage
 from training.data.codec import DecodeError, encode_clip, probe_clip
 from training.data.layouts import Candidate, Reject, read_layout
+from training.data.probe_pool import ProbeFailed, ProbeLimits, ProbePool
 from training.data.shards import DEFAULT_SHARD_BYTES, MANIFEST_NAME, ClipRecord, DatasetWriter
 from training.data.splits import (
     DEFAULT_TEST_FRACTION,
@@ -48,7 +48,6 @@ from training.data.splits import (
 )
 
 REJECTS_NAME = "rejects.jsonl"
-IN_FLIGHT_PER_WORKER = 4
 
 
 @dataclass(frozen=True)
@@ -86,15 +85,18 @@ def ingest(
     tune_fraction: float = DEFAULT_TUNE_FRACTION,
     seed: int = 0,
     progress: bool = True,
+    limits: ProbeLimits = ProbeLimits(),
 ) -> IngestSummary:
     """Ingest the dataset at ``source`` in layout ``fmt`` (see ``training.data.layouts``) into ``out``
     (a local directory or a storage URI).
 
     ``test_fraction`` draws a ``folder`` tree's test split (the other layouts bring their own:
     their validation split), ``tune_fraction`` every source's selection split out of its training
-    clips, both stratified by class and seeded by ``seed`` (``assign_splits``). ``workers=1`` runs
-    in this process. Raises ``ValueError`` when no clip survives, after ``rejects.jsonl`` is
-    written, so the user can see why.
+    clips, both stratified by class and seeded by ``seed`` (``assign_splits``). Every file is
+    decoded in a worker process under ``limits`` (``training.data.probe_pool``), even with
+    ``workers=1``, so a file that crashes or exhausts its worker costs one reject line; a clip over
+    ``limits.max_clip_mb`` is rejected before it is read. Raises ``ValueError`` when no clip survives,
+    after ``rejects.jsonl`` is written, so the user can see why.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -120,7 +122,7 @@ def ingest(
     ):
         rejects.write("".join(map(_jsonl, layout.rejects)).encode())
         checked: Iterable[tuple[Candidate, Checked | Reject]] = tqdm(
-            zip(candidates, _check_all(candidates, workers), strict=True),
+            zip(candidates, _check_all(candidates, workers, limits), strict=True),
             total=len(candidates),
             desc="ingest",
             unit="clip",
@@ -192,33 +194,36 @@ def _nothing_valid(source: Path, fmt: str, rejected: int, rejects_path: str) -> 
     return ValueError(f"{source}: no valid clip to ingest as {fmt!r} ({rejected} rejected): see {where}")
 
 
-def _check_all(candidates: Sequence[Candidate], workers: int) -> Iterator[Checked | Reject]:
-    """``check_clip`` over ``candidates``, results in input order, at most ``4 × workers`` in flight."""
-    workers = min(workers, len(candidates))
-    if workers <= 1:
-        yield from map(check_clip, candidates)
-        return
-    with ProcessPoolExecutor(workers) as pool:
-        pending: deque[Future[Checked | Reject]] = deque()
-        for candidate in candidates:
-            if len(pending) >= IN_FLIGHT_PER_WORKER * workers:
-                yield pending.popleft().result()
-            pending.append(pool.submit(check_clip, candidate))
-        while pending:
-            yield pending.popleft().result()
+def _check_all(candidates: Sequence[Candidate], workers: int, limits: ProbeLimits) -> Iterator[Checked | Reject]:
+    """``check_clip`` over ``candidates`` in limited worker processes (``ProbePool``), in input order."""
+    check = functools.partial(check_clip, max_clip_mb=limits.max_clip_mb)
+    pool = ProbePool(check, min(workers, len(candidates)), limits)
+    for candidate, outcome in zip(candidates, pool.map(candidates), strict=True):
+        yield Reject(candidate.source, candidate.clip_id, str(outcome)) if isinstance(outcome, ProbeFailed) else outcome
 
 
-def check_clip(candidate: Candidate) -> Checked | Reject:
+def check_clip(candidate: Candidate, max_clip_mb: int = ProbeLimits.max_clip_mb) -> Checked | Reject:
     """Decode one candidate fully: a video file is probed (``container`` is its extension), a frame
-    folder is read and encoded to H.264 MP4. Anything unreadable becomes a ``Reject`` with the reason."""
+    folder is read and encoded to H.264 MP4. Anything unreadable, or a clip over ``max_clip_mb``,
+    becomes a ``Reject`` with the reason."""
     try:
         if candidate.frames:
             frames = read_frames(candidate.path)
-            return Checked(num_frames=len(frames), container="mp4", encoded=encode_clip(frames))
+            encoded = encode_clip(frames)
+            _check_size(len(encoded), max_clip_mb, "encoded")
+            return Checked(num_frames=len(frames), container="mp4", encoded=encoded)
+        _check_size(candidate.path.stat().st_size, max_clip_mb, "")
         info = probe_clip(candidate.path.read_bytes())
     except (OSError, ValueError) as error:  # DecodeError is a ValueError; PIL and file errors are OSErrors
         return Reject(candidate.source, candidate.clip_id, str(error))
     return Checked(num_frames=info.num_frames, container=candidate.path.suffix.lower().lstrip("."))
+
+
+def _check_size(size: int, max_clip_mb: int, what: str) -> None:
+    if size > max_clip_mb * 2**20:
+        raise DecodeError(
+            f"{what + ' ' if what else ''}clip is {size / 2**20:.0f} MB, over --max-clip-mb {max_clip_mb}"
+        )
 
 
 def read_frames(folder: Path) -> np.ndarray:
@@ -234,7 +239,7 @@ def read_frames(folder: Path) -> np.ndarray:
         try:
             with Image.open(path) as image:
                 frames.append(np.asarray(image.convert("RGB")))
-        except OSError as error:
+        except (OSError, Image.DecompressionBombError) as error:  # a bomb's error is not an OSError
             raise DecodeError(f"frame {path.name}: {error}") from error
         if frames[-1].shape != frames[0].shape:
             raise DecodeError(f"frame {path.name} is {frames[-1].shape[:2]}, {paths[0].name} is {frames[0].shape[:2]}")

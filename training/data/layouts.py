@@ -5,6 +5,10 @@ and where their data lies. Problems found in the annotations themselves (a malfo
 the layout does not define, a file that is not there, a clip annotated twice) become ``Reject``\\ s,
 so one bad line never stops the rest; only a missing source or annotation file raises.
 
+Every layout follows symbolic links to folders (once per real folder), keeps a file name that is
+not valid UTF-8 with its odd bytes written ``\\xNN``, and, where videos are found by name, takes
+the first of two files sharing a name (in sorted order) and rejects the other, naming the first.
+
 A source's official validation split becomes the ``test`` split (what is reported, never decided
 on); ingest carves the selection split ``tune`` out of the training clips (``training.data.splits``).
 
@@ -38,8 +42,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +56,7 @@ KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end", "split")
 # reads unless asked (`evaluate --split holdout`).
 KINETICS_SPLITS = {"train": TRAIN, "validate": TEST, "val": TEST, "test": "holdout"}
 JESTER_FRAME_ROOTS = (".", "20bn-jester-v1")
+NOT_A_FILE = "not a regular file (a FIFO, socket, device or dangling link)"
 
 
 @dataclass(frozen=True)
@@ -125,7 +131,49 @@ def read_layout(source: Path, fmt: str) -> Layout:
         raise ValueError(f"unknown ingest format {fmt!r}; expected one of {', '.join(LAYOUTS)}")
     if not source.is_dir():
         raise FileNotFoundError(f"{source}: source directory not found")
-    return LAYOUTS[fmt](source)
+    return _printable_layout(LAYOUTS[fmt](source))
+
+
+def printable(text: str) -> str:
+    """A name as valid UTF-8: bytes of a file name that are not (Python holds them as lone
+    surrogates) become ``\\xNN``. Shards, ``dataset.json`` and ``rejects.jsonl`` need valid
+    UTF-8, and a name that is not is no reason to lose its clip."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _printable_layout(parsed: Layout) -> Layout:
+    """Every name in ``parsed`` as :func:`printable`; a clip whose printable id another clip
+    already has (a literal ``\\xff`` in one name, the byte in another) is rejected."""
+    candidates, rejects, taken = [], [], {}
+    for c in parsed.candidates:
+        c = replace(c, clip_id=printable(c.clip_id), label_name=printable(c.label_name), source=printable(c.source))
+        if c.clip_id in taken:
+            rejects.append(Reject(c.source, c.clip_id, f"clip id {c.clip_id!r} already used by {taken[c.clip_id]}"))
+            continue
+        taken[c.clip_id] = c.source
+        candidates.append(c)
+    rejects += [
+        Reject(printable(r.path), None if r.clip_id is None else printable(r.clip_id), r.reason) for r in parsed.rejects
+    ]
+    return Layout([printable(name) for name in parsed.classes], candidates, rejects)
+
+
+def walk_files(root: Path) -> list[Path]:
+    """Every entry below ``root`` that is not a folder, sorted, following symbolic links to folders
+    (datasets are often assembled from links to other disks) and entering each real folder once, so
+    a link that points back up the tree cannot loop. Not only regular files: a FIFO, a socket or a
+    dangling link is listed too, for the caller to reject (opening a FIFO would block for ever)."""
+    found: list[Path] = []
+    seen: set[str] = set()
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        subfolders.sort()
+        found += [Path(folder) / name for name in files]
+    return sorted(found)
 
 
 @layout("folder")
@@ -139,11 +187,13 @@ def read_folder(source: Path) -> Layout:
         if not entry.is_dir():
             rejects.append(Reject(entry.name, None, "not inside a class folder"))
             continue
-        for path in sorted(p for p in entry.rglob("*") if p.is_file()):
+        for path in walk_files(entry):
             relative = path.relative_to(source)
             if any(part.startswith(".") for part in relative.parts):
                 continue
-            if path.suffix.lower() in VIDEO_EXTENSIONS:
+            if not path.is_file():
+                rejects.append(Reject(relative.as_posix(), None, NOT_A_FILE))
+            elif path.suffix.lower() in VIDEO_EXTENSIONS:
                 videos.setdefault(entry.name, []).append(path)
             else:
                 expected = ", ".join(sorted(VIDEO_EXTENSIONS))
@@ -188,11 +238,11 @@ def read_kinetics(source: Path) -> Layout:
     train_labels = {a.label_name for a in annotations if a.split == TRAIN}
     classes = sorted(train_labels or {a.label_name for a in annotations})
     known_from = "the train split's labels" if train_labels else "the annotations"
-    index = _index_videos(source)
+    index, duplicates = _index_videos(source)
     candidates, more_rejects = _resolve(
         source, annotations, classes, known_from, locate=index.get, expected="a video file {clip_id}.<ext> below SRC"
     )
-    return Layout(classes, candidates, rejects + more_rejects)
+    return Layout(classes, candidates, rejects + more_rejects + duplicates)
 
 
 def _kinetics_annotation(row: dict[str | Any, Any], where: str) -> _Annotation | Reject:
@@ -238,11 +288,11 @@ def read_ssv2(source: Path) -> Layout:
             else:
                 class_name = entry["template"].replace("[", "").replace("]", "")
                 annotations.append(_Annotation(where, str(entry["id"]), class_name, split))
-    index = _index_videos(source)
+    index, duplicates = _index_videos(source)
     candidates, more_rejects = _resolve(
         source, annotations, classes, "labels.json", locate=index.get, expected="a video file {clip_id}.<ext> below SRC"
     )
-    return Layout(classes, candidates, rejects + more_rejects)
+    return Layout(classes, candidates, rejects + more_rejects + duplicates)
 
 
 @layout("jester")
@@ -299,14 +349,24 @@ def _read_json(path: Path) -> Any:
         raise ValueError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from error
 
 
-def _index_videos(source: Path) -> dict[str, Path]:
+def _index_videos(source: Path) -> tuple[dict[str, Path], list[Reject]]:
     """Video files below ``source`` by stem, listed once so each annotation is a dictionary look-up.
-    When two files share a stem the first in sorted order wins, so the choice is reproducible."""
+    When two files share a stem the first in sorted order is the clip, so the choice is
+    reproducible, and each other one is a reject naming it."""
     index: dict[str, Path] = {}
-    for path in sorted(source.rglob("*")):
-        if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
-            index.setdefault(path.stem, path)
-    return index
+    rejects: list[Reject] = []
+    for path in walk_files(source):
+        if path.suffix.lower() not in VIDEO_EXTENSIONS:
+            continue
+        if not path.is_file():
+            rejects.append(Reject(path.relative_to(source).as_posix(), path.stem, NOT_A_FILE))
+        elif path.stem in index:
+            first = index[path.stem].relative_to(source).as_posix()
+            reason = f"same name as {first}, which is the file ingested as clip {path.stem!r}"
+            rejects.append(Reject(path.relative_to(source).as_posix(), path.stem, reason))
+        else:
+            index[path.stem] = path
+    return index, rejects
 
 
 def _resolve(
