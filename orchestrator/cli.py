@@ -403,6 +403,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         print(f"specdistill {args.command}: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a write that failed (a full disk, a lost mount): the message names the path
+        message = error.strerror if error.strerror and error.filename is None else str(error)  # no "[Errno 28]"
+        print(f"specdistill {args.command}: {message}", file=sys.stderr)
+        return 1
     except SweepError as error:  # a sweep inside a longer command (the demo) did not end well
         print(f"specdistill {args.command}: {error}", file=sys.stderr)
         return error.exit_code

@@ -4,6 +4,8 @@ and a real S3 endpoint on 127.0.0.1."""
 from __future__ import annotations
 
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,3 +80,39 @@ def storage_root(request, tmp_path: Path, monkeypatch) -> str:
     for name, value in server.env.items():
         monkeypatch.setenv(name, value)
     return server.make_bucket(f"storage-{secrets.token_hex(6)}")
+
+
+class SmallFilesystems:
+    """Fresh tmpfs mounts for writes that fail the way a full disk makes them fail (ENOSPC)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root, self.mounted = root, []
+
+    def mount(self, mib: int) -> Path:
+        """A tmpfs of ``mib`` MiB. Mounting needs root, which these machines and their CI run as;
+        elsewhere the test is skipped, saying why."""
+        point = self.root / f"small{len(self.mounted)}"
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(point)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()}): needs root")
+        self.mounted.append(point)
+        return point
+
+    @staticmethod
+    def fill(directory: Path, leave_bytes: int) -> Path:
+        """Take all but ``leave_bytes`` of the free space of ``directory``'s filesystem; returns the filler."""
+        filler = directory / "filler"
+        filler.write_bytes(bytes(max(0, shutil.disk_usage(directory).free - leave_bytes)))
+        return filler
+
+    def unmount_all(self) -> None:
+        for point in self.mounted:
+            subprocess.run(["umount", "--lazy", str(point)], check=True)
+
+
+@pytest.fixture
+def small_filesystems(tmp_path: Path) -> Iterator[SmallFilesystems]:
+    filesystems = SmallFilesystems(tmp_path)
+    yield filesystems
+    filesystems.unmount_all()

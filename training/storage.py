@@ -18,6 +18,7 @@ import io
 import os
 import posixpath
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,6 +161,24 @@ def write_bytes(location: str | Path, data: bytes) -> None:
 
 def write_text(location: str | Path, text: str) -> None:
     write_bytes(location, text.encode())
+
+
+def remove(location: str | Path) -> None:
+    """Delete a file if it is there."""
+    fs, path = filesystem(location)
+    with contextlib.suppress(FileNotFoundError):
+        fs.delete_file(path)
+
+
+def free_bytes(location: str | Path) -> int | None:
+    """Free space on the local filesystem that holds (or would hold) ``location``; None for an
+    object store, which has no such figure."""
+    if is_uri(location):
+        return None
+    path = Path(location).absolute()
+    while not path.exists():
+        path = path.parent
+    return shutil.disk_usage(path).free
 
 
 def make_dirs(location: str | Path) -> None:

@@ -210,6 +210,41 @@ def test_a_resumed_in_process_run_continues_as_if_never_interrupted(
     ]
 
 
+class _FillingSession(_CheckpointingSession):
+    """A ``_CheckpointingSession`` whose disk fills up, leaving 1 MiB, after its first checkpoint."""
+
+    def __init__(self, *args, filesystems, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.filesystems, self.filler = filesystems, None
+
+    def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
+        super().report(metrics, checkpoint)
+        if self.filler is None:
+            self.filler = self.filesystems.fill(self.directory.parent, leave_bytes=2**20)
+
+
+def test_a_checkpoint_that_does_not_fit_keeps_the_last_whole_and_the_run_resumes_once_there_is_room(
+    motion_shards, small_filesystems
+) -> None:
+    """Checkpoint files are written beside and renamed, so the failed write leaves the previous
+    checkpoint readable and no temporary file; the rerun resumes from it."""
+    data_dir, manifest = motion_shards
+    config = _config(data_dir, epochs=3, max_steps_per_epoch=2)
+    train, val = samplings(config)
+    paths = manifest.split(data_dir, "train"), manifest.split(data_dir, "tune")
+    directory = small_filesystems.mount(64) / "checkpoint"
+    full = _FillingSession(*paths, train, val, directory=directory, filesystems=small_filesystems)
+    with pytest.raises(OSError, match="No space left on device"):
+        run_training(config.model_dump(mode="json"), full)
+    assert sorted(p.name for p in directory.iterdir()) == ["config.json", "state.pt"]
+    assert load_training_state(directory)[0]["epoch"] == 1
+
+    full.filler.unlink()
+    resumed = _CheckpointingSession(*paths, train, val, directory=directory)
+    run_training(config.model_dump(mode="json"), resumed)
+    assert [(m["epoch"], m["resumes"]) for m in resumed.history] == [(2, 1), (3, 1)]
+
+
 def test_repeats_train_in_lockstep_and_report_their_mean_spread_and_each_run(motion_shards, tmp_path) -> None:
     """The first run of a trial with repeats learns its first epoch exactly as the trial without
     them does (its own generator, the stream's first batches); the report is the runs' mean."""

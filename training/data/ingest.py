@@ -116,30 +116,34 @@ def ingest(
     candidates = sorted(layout.candidates, key=lambda c: (zlib.crc32(f"{seed}:{c.clip_id}".encode()), c.clip_id))
     per_split: dict[str, int] = {}
     rejected = len(layout.rejects)
-    with (
-        DatasetWriter(out, layout.classes, source=f"{fmt}:{source.resolve()}", shard_bytes=shard_bytes) as writer,
-        storage.open_output(rejects_path) as rejects,
-    ):
-        rejects.write("".join(map(_jsonl, layout.rejects)).encode())
-        checked: Iterable[tuple[Candidate, Checked | Reject]] = tqdm(
-            zip(candidates, _check_all(candidates, workers, limits), strict=True),
-            total=len(candidates),
-            desc="ingest",
-            unit="clip",
-            disable=None if progress else True,  # None: only on a terminal
-        )
-        checked = assign_splits(list(checked), test_fraction=test_fraction, tune_fraction=tune_fraction, seed=seed)
-        for candidate, outcome in checked:
-            result = outcome if isinstance(outcome, Reject) else _record(candidate, outcome)
-            if isinstance(result, Reject):
-                rejects.write(_jsonl(result).encode())
-                rejected += 1
-            else:
-                assert candidate.split is not None  # assign_splits gave every passing clip one
-                writer.write(candidate.split, result)
-                per_split[candidate.split] = per_split.get(candidate.split, 0) + 1
-        if not per_split:
-            raise _nothing_valid(source, fmt, rejected, rejects_path)
+    try:
+        with (
+            DatasetWriter(out, layout.classes, source=f"{fmt}:{source.resolve()}", shard_bytes=shard_bytes) as writer,
+            storage.open_output(rejects_path) as rejects,
+        ):
+            rejects.write("".join(map(_jsonl, layout.rejects)).encode())
+            checked: Iterable[tuple[Candidate, Checked | Reject]] = tqdm(
+                zip(candidates, _check_all(candidates, workers, limits), strict=True),
+                total=len(candidates),
+                desc="ingest",
+                unit="clip",
+                disable=None if progress else True,  # None: only on a terminal
+            )
+            checked = assign_splits(list(checked), test_fraction=test_fraction, tune_fraction=tune_fraction, seed=seed)
+            for candidate, outcome in checked:
+                result = outcome if isinstance(outcome, Reject) else _record(candidate, outcome)
+                if isinstance(result, Reject):
+                    rejects.write(_jsonl(result).encode())
+                    rejected += 1
+                else:
+                    assert candidate.split is not None  # assign_splits gave every passing clip one
+                    writer.write(candidate.split, result)
+                    per_split[candidate.split] = per_split.get(candidate.split, 0) + 1
+            if not per_split:
+                raise _nothing_valid(source, fmt, rejected, rejects_path)
+    except OSError as error:  # reading a source file is a reject inside the loop: this is a write failing
+        storage.remove(rejects_path)
+        raise _write_failed(out, error) from error
     return IngestSummary(sum(per_split.values()), rejected, dict(sorted(per_split.items())), rejects_path)
 
 
@@ -187,6 +191,16 @@ def _record(candidate: Candidate, checked: Checked) -> ClipRecord | Reject:
 
 def _jsonl(entry: Reject) -> str:
     return json.dumps(asdict(entry)) + "\n"
+
+
+def _write_failed(out: str, error: OSError) -> OSError:
+    free = storage.free_bytes(out)
+    room = "" if free is None else f"; {free / 2**20:.1f} MiB free there"
+    return OSError(
+        error.errno,
+        f"{storage.display(out)}: writing failed ({error}){room}. Ingest stopped and removed the shards and "
+        "rejects it had written: free some space (or choose another OUT) and run it again",
+    )
 
 
 def _nothing_valid(source: Path, fmt: str, rejected: int, rejects_path: str) -> ValueError:

@@ -8,6 +8,7 @@ Arrow ``binary`` array comes near its 2 GiB offset limit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,6 +109,16 @@ class ShardWriter:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+    def discard(self) -> None:
+        """Delete every shard written so far (after a failure: a full disk, an interrupted run)."""
+        if self._writer is not None:
+            with contextlib.suppress(OSError):  # closing flushes, which fails again on a full disk
+                self._writer.close()
+            self._writer = None
+        for name in self.files:
+            storage.remove(storage.join(self.directory, name))
+        self.files, self._rows = [], []
 
 
 @dataclass
@@ -221,14 +232,25 @@ class DatasetWriter:
         return self
 
     def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
-        for writer in self._writers.values():
-            writer.close()
-        if error_type is None:
+        if error_type is not None:
+            self._discard()
+            return
+        try:
+            for writer in self._writers.values():
+                writer.close()
             splits = {
                 name: SplitInfo(clips=w.clips, bytes=w.bytes, shards=w.files, class_counts=self._counts[name])
                 for name, w in self._writers.items()
             }
             write_manifest(self.directory, Manifest(classes=self.classes, splits=splits, source=self.source))
+        except BaseException:  # the last shard or the manifest did not fit
+            self._discard()
+            raise
+
+    def _discard(self) -> None:
+        """Delete the shards of a dataset that will not be whole, so a later run finds nothing to clean."""
+        for writer in self._writers.values():
+            writer.discard()
 
 
 def write_manifest(directory: str | Path, manifest: Manifest) -> None:

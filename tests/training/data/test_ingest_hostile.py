@@ -10,9 +10,11 @@ import shutil
 from pathlib import Path
 
 import av
+import numpy as np
 from PIL import Image
 
 from orchestrator.cli import main
+from training.data.codec import encode_clip
 from training.data.shards import load_manifest
 
 from .test_ingest import BROKEN, frames_of, read_rejects, read_rows, video, write, write_frames
@@ -119,3 +121,25 @@ def test_a_probe_limit_is_checked_before_anything_runs(tmp_path: Path, capsys) -
     assert run_cli(tmp_path / "src", tmp_path / "out", "folder", "--max-clip-mb", "4096") == 2
     assert "max_clip_mb must be in 1…2047" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_disk_that_fills_up_stops_ingest_with_one_line_and_leaves_nothing_half_written(
+    tmp_path: Path, capsys, small_filesystems
+) -> None:
+    rng = np.random.default_rng(0)
+    source = tmp_path / "src"
+    for k in range(12):  # noise does not compress: about 12 × 30 KiB of shards
+        write(source / "ab"[k % 2] / f"{k}.mp4", encode_clip(rng.integers(0, 255, (8, 64, 64, 3), dtype=np.uint8)))
+    disk = small_filesystems.mount(2)
+    filler = small_filesystems.fill(disk, leave_bytes=64 * 1024)
+    out = disk / "out"
+
+    assert run_cli(source, out, "folder") == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"specdistill ingest: {out}: writing failed (") and "No space left on device" in line
+    assert "MiB free there. Ingest stopped and removed the shards and rejects it had written" in line
+    assert sorted(p.name for p in out.iterdir()) == []  # no shard, manifest, rejects or temporary file
+
+    filler.unlink()
+    assert run_cli(source, out, "folder") == 0
+    assert len(read_rows(out)) == 12
