@@ -155,3 +155,16 @@ def test_start_local_head_script_is_valid_bash_and_executable() -> None:
 def test_start_local_head_refuses_bad_settings_before_starting_ray(args, env, message) -> None:
     result = _start_head(*args, **env)
     assert result.returncode == 2 and message in result.stderr
+
+
+def test_no_port_is_opened_beyond_the_cluster_network() -> None:
+    """The metrics port has no authentication: KubeRay's head Service stays ClusterIP, and the AWS
+    nodes keep the security group ``ray up`` makes (SSH from anywhere, every port only between
+    the cluster's own nodes), with no group of their own that could open more."""
+    cluster = _rayjob_documents()["RayJob"]["spec"]["rayClusterSpec"]
+    assert cluster["headGroupSpec"]["serviceType"] == "ClusterIP"
+    config = yaml.safe_load((CLUSTER / "cluster.yaml").read_text())
+    for node_type in config["available_node_types"].values():
+        assert "SecurityGroupIds" not in node_type["node_config"]
+        assert "NetworkInterfaces" not in node_type["node_config"]
+    assert "security_group" not in config["provider"]
