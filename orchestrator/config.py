@@ -55,7 +55,15 @@ class TuneSettings(BaseModel):
             "Optuna and best see their mean (and the report its spread), so the seed decides less of the pick"
         ),
     )
-    keep_checkpoints: int = Field(2, ge=1)
+    keep_checkpoints: int = Field(
+        2,
+        ge=1,
+        description=(
+            "checkpoints each trial keeps; Tune rewrites its whole experiment state (~35 KB a trial) whenever "
+            "a trial has written this many since the last rewrite, so 1 costs a sweep of hundreds of short "
+            "trials driver time that grows with the trial count (bench/RESULTS.md, 300 trials)"
+        ),
+    )
     keep_checkpoints_by: Literal["metric", "recency"] = Field(
         "metric",
         description="which checkpoints a trial keeps: its best by the metric (what best exports), or its latest",
