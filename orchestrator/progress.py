@@ -33,6 +33,11 @@ class SweepProgress(Callback):
         self.best: float | None = None
         self.names: dict[str, int] = {}
 
+    def setup(self, **info: Any) -> None:
+        """Times count from this driver's start: Tune pickles the callback with the sweep, and a
+        resumed sweep would otherwise count from another process's clock, its downtime included."""
+        self.started = time.perf_counter()
+
     def _name(self, trial: Any) -> str:
         number = self.names.setdefault(trial.trial_id, len(self.names) + 1)
         return f"trial {number:>2} ({trial.trial_id})"

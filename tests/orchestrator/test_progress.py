@@ -28,3 +28,11 @@ def test_best_so_far_follows_the_mode(mode: str, best: str, capsys: pytest.Captu
 def test_a_metric_never_reported_prints_as_missing(capsys: pytest.CaptureFixture[str]) -> None:
     lines = _lines(SweepProgress("val_acc", "max", epochs=2), [{"epoch": 1, "val_top1": 0.5}], capsys)
     assert "val_acc=—  train_loss=—" in lines[0] and lines[0].endswith("(best so far —)")
+
+
+def test_a_resumed_sweep_counts_time_from_its_own_start(capsys: pytest.CaptureFixture[str]) -> None:
+    progress = SweepProgress("val_top1", "max", epochs=1)
+    progress.started -= 3600  # as if unpickled from a driver that started an hour ago
+    progress.setup(stop=None, num_samples=1, total_num_samples=1)
+    (line,) = _lines(progress, [{"epoch": 1, "val_top1": 0.5}], capsys)
+    assert line.startswith("[00:00] ")
