@@ -75,6 +75,15 @@ class TrainConfig(BaseModel):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    init: str | None = Field(
+        None,
+        description=(
+            "starting weights of the trained model in torchvision's layout: a weights name of its architecture "
+            "(IMAGENET1K_V2 for the TSM ResNets, IMAGENET1K_V1 for tsm_mobilenet_v2, KINETICS400_V1 for the 3D "
+            "ResNets) or the path or storage URI of a state dict; the classifier starts afresh when the class "
+            "count differs. None: freshly initialised"
+        ),
+    )
 
     @model_validator(mode="after")
     def _stage_has_what_it_needs(self) -> TrainConfig:
@@ -93,7 +102,15 @@ class TrainConfig(BaseModel):
         into trial directories; storage URIs (``s3://…``) stay as they are."""
         data = self.data.model_copy(update={"path": storage.resolve(self.data.path, base)})
         teachers = [storage.resolve(t, base) for t in self.teachers]
-        return self.model_copy(update={"data": data, "teachers": teachers})
+        init = self.init
+        if init is not None and is_weights_file(init):
+            init = storage.resolve(init, base)
+        return self.model_copy(update={"data": data, "teachers": teachers, "init": init})
+
+
+def is_weights_file(init: str) -> bool:
+    """Whether ``train.init`` names a file (a path or storage URI) rather than a torchvision weights name."""
+    return storage.is_uri(init) or "/" in init or init.endswith((".pt", ".pth", ".safetensors"))
 
 
 def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:

@@ -21,6 +21,7 @@ from training.config import OptimConfig, TrainConfig
 from training.losses import DistillationObjective, TeacherObjective
 from training.losses.config import CE_ONLY, CollaborationConfig, ObjectiveConfig
 from training.models import VideoClassifier, create_model
+from training.models.pretrained import load_initial_weights
 from training.precision import Precision
 
 CPU_PRECISION = Precision(device=torch.device("cpu"))
@@ -118,12 +119,14 @@ class Distiller:
         precision: Precision = CPU_PRECISION,
         prepare: Prepare | None = None,
     ) -> Distiller:
-        """The distillation a training config describes, for data with ``classes``: a fresh
-        ``config.model`` and the exported teachers; the teacher stage trains with CE alone (its
+        """The distillation a training config describes, for data with ``classes``: ``config.model``,
+        fresh or started from ``config.init``, and the exported teachers; the teacher stage trains with CE alone (its
         ``objective`` and ``collaboration`` play no part)."""
         student = create_model(
             config.model, num_classes=len(classes), num_frames=config.data.num_frames, **config.model_kwargs
         )
+        if config.init is not None:
+            load_initial_weights(student, config.init)
         distill = config.stage == "distill"
         return cls(
             student,

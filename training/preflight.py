@@ -23,6 +23,7 @@ from training.losses import TERMS, DistillationObjective
 from training.losses.config import CE_ONLY
 from training.models import VideoClassifier, create_model
 from training.models.base import PROBE_SIZE
+from training.models.pretrained import load_initial_weights
 
 
 class Preflight:
@@ -35,6 +36,7 @@ class Preflight:
         self._models: dict[str, VideoClassifier] = {}
         self._time_lengths: dict[str, dict[str, int]] = {}
         self._checked: set[str] = set()
+        self._inits: set[str] = set()
 
     def check(self, config: TrainConfig) -> None:
         """Raise ``ValueError`` naming the field of the first problem."""
@@ -44,6 +46,8 @@ class Preflight:
         manifest = self._manifest(config)
         classes, frames = manifest.classes, config.data.num_frames
         student = self._model("train.model", config.model, config.model_kwargs, len(classes), frames)
+        if config.init is not None:
+            self._check_init(config, len(classes), frames)
         teachers = []
         for index, source in enumerate(config.teachers):
             for member, card in self._teacher_cards(index, source):
@@ -102,6 +106,19 @@ class Preflight:
                 raise ValueError(f"train.teachers[{index}]: {error}") from None
             self._cards[source] = cards
         return self._cards[source]
+
+    def _check_init(self, config: TrainConfig, classes: int, frames: int) -> None:
+        """``train.init`` can be read and fits the model, on a model of its own (the cached one
+        stays fresh for the other checks)."""
+        key = json.dumps([config.init, config.model, config.model_kwargs, classes, frames], sort_keys=True)
+        if key in self._inits:
+            return
+        model = create_model(config.model, num_classes=classes, num_frames=frames, **config.model_kwargs)
+        try:
+            load_initial_weights(model, config.init)
+        except FileNotFoundError as error:
+            raise ValueError(str(error)) from None
+        self._inits.add(key)
 
     def _model(self, field: str, name: str, kwargs: dict[str, Any], classes: int, frames: int) -> VideoClassifier:
         key = json.dumps([name, kwargs, classes, frames], sort_keys=True)
