@@ -26,9 +26,12 @@ def _number(value: Any) -> str:
 class SweepProgress(Callback):
     """Prints each trial's epochs as they are reported, and how each trial ended."""
 
+    # Tune pickles the callback with the sweep's state, and a resumed sweep unpickles it into this
+    # class as it is now: attributes added since must have a class-level default for older sweeps.
+    mode = "max"
+
     def __init__(self, metric: str, mode: str, epochs: int) -> None:
-        self.metric, self.epochs = metric, epochs
-        self.better = max if mode == "max" else min
+        self.metric, self.mode, self.epochs = metric, mode, epochs
         self.started = time.perf_counter()
         self.best: float | None = None
         self.names: dict[str, int] = {}
@@ -49,7 +52,8 @@ class SweepProgress(Callback):
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         value = result.get(self.metric)
         if isinstance(value, int | float):
-            self.best = value if self.best is None else self.better(self.best, value)
+            better = max if self.mode == "max" else min
+            self.best = value if self.best is None else better(self.best, value)
         _emit(
             f"[{self._elapsed()}] {self._name(trial)} epoch {result.get('epoch', '?')}/{self.epochs}  "
             f"{self.metric}={_number(value)}  train_loss={_number(result.get('train_loss'))}  "

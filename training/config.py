@@ -103,14 +103,13 @@ class TrainConfig(BaseModel):
         data = self.data.model_copy(update={"path": storage.resolve(self.data.path, base)})
         teachers = [storage.resolve(t, base) for t in self.teachers]
         init = self.init
-        if init is not None and is_weights_file(init):
+        if init is not None and storage.is_location(init, WEIGHT_FILE_SUFFIXES):
             init = storage.resolve(init, base)
         return self.model_copy(update={"data": data, "teachers": teachers, "init": init})
 
 
-def is_weights_file(init: str) -> bool:
-    """Whether ``train.init`` names a file (a path or storage URI) rather than a torchvision weights name."""
-    return storage.is_uri(init) or "/" in init or init.endswith((".pt", ".pth", ".safetensors"))
+# A ``train.init`` that is a file (resolved against the YAML's directory), not a weights name.
+WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 
 def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:

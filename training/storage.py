@@ -163,6 +163,12 @@ def write_text(location: str | Path, text: str) -> None:
     write_bytes(location, text.encode())
 
 
+def is_location(value: str, suffixes: tuple[str, ...] = ()) -> bool:
+    """Whether ``value`` names a file (a storage URI, a path with a ``/``, or a name ending in one of
+    ``suffixes``) rather than something else a field may hold, such as a registry name."""
+    return is_uri(value) or "/" in value or value.endswith(suffixes)
+
+
 def remove(location: str | Path) -> None:
     """Delete a file if it is there."""
     fs, path = filesystem(location)

@@ -3,6 +3,7 @@ report prints as missing instead of crashing the callback (and with it the sweep
 
 from __future__ import annotations
 
+import pickle
 from types import SimpleNamespace
 
 import pytest
@@ -36,3 +37,11 @@ def test_a_resumed_sweep_counts_time_from_its_own_start(capsys: pytest.CaptureFi
     progress.setup(stop=None, num_samples=1, total_num_samples=1)
     (line,) = _lines(progress, [{"epoch": 1, "val_top1": 0.5}], capsys)
     assert line.startswith("[00:00] ")
+
+
+def test_a_callback_pickled_by_an_older_version_still_reports(capsys: pytest.CaptureFixture[str]) -> None:
+    """A sweep started before ``mode`` was stored resumes with its unpickled callback."""
+    older = SweepProgress("val_top1", "max", epochs=1)
+    del older.mode  # the state an older version pickled
+    (line,) = _lines(pickle.loads(pickle.dumps(older)), [{"epoch": 1, "val_top1": 0.5}], capsys)
+    assert line.endswith("(best so far 0.500)")

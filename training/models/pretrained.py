@@ -22,7 +22,6 @@ import torch
 from torch import Tensor, nn
 
 from training import storage
-from training.config import is_weights_file
 
 CLASSIFIER = ("fc.weight", "fc.bias")
 
@@ -59,17 +58,12 @@ class InitReport:
 
 
 def read_state_dict(source: str, arch: str) -> dict[str, Tensor]:
-    """The state dict ``source`` names: a torchvision weights name of ``arch``, or a file."""
-    if is_weights_file(source):
-        return _read_file(source)
+    """The state dict ``source`` names: a torchvision weights name of ``arch``, else a file."""
     from torchvision.models import get_model_weights
 
     choices = get_model_weights(arch)
     if source not in choices.__members__:
-        raise ValueError(
-            f"train.init: {source!r} is neither a file nor a weights name of {arch} "
-            f"(torchvision offers {', '.join(choices.__members__)})"
-        )
+        return _read_file(source, arch, list(choices.__members__))
     try:
         return choices[source].get_state_dict(progress=False)
     except OSError as error:  # URLError is an OSError: no route to the model hub
@@ -79,11 +73,14 @@ def read_state_dict(source: str, arch: str) -> dict[str, Tensor]:
         ) from error
 
 
-def _read_file(location: str) -> dict[str, Tensor]:
+def _read_file(location: str, arch: str, names: list[str]) -> dict[str, Tensor]:
     try:
         data = storage.read_bytes(location)
     except FileNotFoundError:
-        raise FileNotFoundError(f"train.init: {storage.display(location)} not found") from None
+        raise FileNotFoundError(
+            f"train.init: {storage.display(location)} is neither a file nor a weights name of {arch} "
+            f"(torchvision offers {', '.join(names)})"
+        ) from None
     try:
         if location.endswith(".safetensors"):
             from safetensors.torch import load
