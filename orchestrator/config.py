@@ -98,6 +98,20 @@ class SweepConfig(BaseModel):
     resources: Resources = Field(default_factory=Resources)
 
     @model_validator(mode="after")
+    def _device_matches_the_reservation(self) -> SweepConfig:
+        # Ray hides the GPUs a trial did not reserve, and a reserved one left idle is a waste.
+        device, gpus = self.train.device, self.resources.gpus_per_worker
+        if device == "cuda" and gpus == 0:
+            raise ValueError(
+                "train.device is cuda but resources.gpus_per_worker is 0: a trial sees no GPU it did not reserve"
+            )
+        if device == "cpu" and gpus > 0:
+            raise ValueError(
+                f"train.device is cpu but resources.gpus_per_worker is {gpus:g}: those GPUs would sit idle"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _in_process_loader_alone(self) -> SweepConfig:
         if self.train.data.loader == "in_process" and self.resources.workers > 1:
             raise ValueError(

@@ -32,6 +32,7 @@ def specdistill_trial(config: dict[str, Any]) -> None:
 
 
 def _run_trial(spec: TrialSpec, trial_dir: str) -> None:
+    import ray
     import ray.tune
 
     cfg = spec.train_config()
@@ -53,14 +54,15 @@ def _run_trial(spec: TrialSpec, trial_dir: str) -> None:
         )
 
     if resources.workers == 1:
-        from training.session import TuneSession, default_device, in_process_batches, ray_data_batches
+        from training.devices import resolve_device
+        from training.session import TuneSession, in_process_batches, ray_data_batches
 
-        device = default_device()
+        device = resolve_device(cfg.device, gpu_reserved=bool(ray.get_gpu_ids()))
         if cfg.data.loader == "in_process":
             batches = in_process_batches(train_source, train_sampling, device, seed=cfg.seed)
         else:
             batches = ray_data_batches(train_dataset().iterator(), device)
-        run_training(payload, TuneSession(batches, val_source, val_sampling), repeats=spec.repeats)
+        run_training(payload, TuneSession(batches, val_source, val_sampling, device), repeats=spec.repeats)
         return
 
     import ray.train

@@ -285,5 +285,5 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         cfg = TrainConfig.model_validate(config)
         manifest = load_manifest(cfg.data.path)
         _, val = samplings(cfg)
-        session = TrainSession(manifest.split(cfg.data.path, cfg.data.val_split), val, trial_id)
+        session = TrainSession(manifest.split(cfg.data.path, cfg.data.val_split), val, trial_id, cfg.device)
         run_training(config, session, repeats=repeats)

@@ -26,6 +26,7 @@ from torch import nn
 
 from training.data.shards import SplitSource
 from training.data.stream import ClipBatch, ClipCollate, ClipSampling, iterate_clips
+from training.devices import Requested, resolve_device
 from training.telemetry import TrialGauges
 
 if TYPE_CHECKING:
@@ -137,10 +138,6 @@ def ray_data_batches(iterator: ray.data.DataIterator, device: torch.device) -> T
     return batches
 
 
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 class _OneProcess:
     """What the sessions that train in a single process share: rank 0 of 1, the default device,
     the given training stream and this process's validation cache."""
@@ -179,8 +176,9 @@ class LocalSession(_OneProcess):
         val: ClipSampling,
         *,
         seed: int = 0,
+        device: torch.device | None = None,
     ):
-        device = default_device()
+        device = device or resolve_device("auto")
         super().__init__(in_process_batches(train_source, train, device, seed=seed), val_source, val, device)
         self.history: list[dict[str, float]] = []
 
@@ -196,10 +194,10 @@ class TuneSession(_OneProcess):
     """A single-worker trial running inside the Tune function trainable; ``train`` gives the run's
     training stream (``in_process_batches`` or ``ray_data_batches``)."""
 
-    def __init__(self, train: TrainBatches, val_source: SplitSource, val: ClipSampling):
+    def __init__(self, train: TrainBatches, val_source: SplitSource, val: ClipSampling, device: torch.device):
         import ray.tune
 
-        super().__init__(train, val_source, val, default_device())
+        super().__init__(train, val_source, val, device)
         self._gauges = TrialGauges(ray.tune.get_context().get_trial_id() or "local")
 
     def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
@@ -219,12 +217,14 @@ class TuneSession(_OneProcess):
 class TrainSession:
     """One worker of a ``TorchTrainer`` (DDP over gloo on CPU, NCCL on GPU)."""
 
-    def __init__(self, val_source: SplitSource, val: ClipSampling, trial_id: str):
+    def __init__(self, val_source: SplitSource, val: ClipSampling, trial_id: str, requested: Requested = "auto"):
+        import ray
         import ray.train
         import ray.train.torch
 
         context = ray.train.get_context()
         self.rank, self.world_size = context.get_world_rank(), context.get_world_size()
+        resolve_device(requested, gpu_reserved=bool(ray.get_gpu_ids()))  # fail here, not on CPUs silently
         self.device = ray.train.torch.get_device()
         self._train = ray_data_batches(ray.train.get_dataset_shard("train"), self.device)
         self._val = _ValidationCache(val_source, val, self.rank, self.world_size, self.device)
