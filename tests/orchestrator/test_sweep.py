@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -70,6 +72,15 @@ def test_optuna_sweep_with_asha_stops_a_bad_trial_and_exports_the_best(
     on_test = evaluate_export(exported, data_dir)
     assert "On the test split" in page and f"<td>{best.record.trial_id}</td>" in page
     assert f"<td>{on_test.top1:.4f}</td><td>{on_test.top5:.4f}</td><td>{on_test.clips}</td>" in page
+
+    # TensorBoard, installed with the package, reads the trials' event files the sweep points it at.
+    inspected = subprocess.run(
+        [str(Path(sys.executable).parent / "tensorboard"), "--inspect", "--logdir", outcome.sweep_dir],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "ray/tune/val_loss" in inspected.stdout
 
     # The same through the CLI, ranking by a metric to minimise.
     best_args = ["best", outcome.sweep_dir, "--metric", "val_loss", "--mode", "min", "--top-k", "2"]
