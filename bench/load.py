@@ -12,6 +12,9 @@ ratio last/early for each. Goal: every ratio within 1.2 (flat).
 
     python bench/load.py                       # 300 trials, 2 at a time (2–4 min on 2 cores)
     python bench/load.py --trials 40           # a quick look
+
+Run it where no ``ray start`` head is running: the sweep would join that cluster instead of
+starting its own, and the GCS figure would be missing (printed as 0).
 """
 
 from __future__ import annotations
@@ -139,7 +142,9 @@ def watch(config: Path) -> tuple[list[Sample], int]:
     """Run the sweep, sampling at each finished trial; returns the samples and its exit status."""
     command = [sys.executable, "-m", "orchestrator.cli", "sweep", str(config)]
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    # Its own local Ray: without RAY_ADDRESS it joins no cluster (bench on a machine with no `ray start` head).
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
     samples: list[Sample] = []
     gcs: int | None = None
     assert process.stdout is not None
@@ -189,7 +194,7 @@ def render(samples: list[Sample], state: float) -> str:
         ),
     ]
     lines = [f"| figure | at trial {early.finished} | at trial {late.finished} | ratio |", "|---|---:|---:|---:|"]
-    lines += [f"| {name} | {a:.2f} | {b:.2f} | {b / a:.2f} |" for name, a, b in rows]
+    lines += [f"| {name} | {a:.2f} | {b:.2f} | {b / a if a else float('nan'):.2f} |" for name, a, b in rows]
     lines.append(f"\nTune's experiment state at the end: {state:.0f} KB, {state / late.finished:.1f} KB per trial")
     return "\n".join(lines)
 

@@ -180,7 +180,9 @@ def resume_sweep(
     echo: Callable[[str], None] = print,
 ) -> SweepOutcome:
     """Continue an interrupted sweep (``Tuner.restore``): finished trials are kept, unfinished and
-    errored ones resume from their latest checkpoints. ``resume``: as for :func:`launch`."""
+    errored ones resume from their latest checkpoints, except those that recorded a failure a retry
+    would meet again (``failure.json`` in the trial's directory: delete it to try that trial again).
+    ``resume``: as for :func:`launch`."""
     import ray.tune
 
     try:

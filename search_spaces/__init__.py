@@ -9,7 +9,7 @@ the training config with a distribution and an optional ``when`` condition on ea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,13 +44,20 @@ class Parameter(BaseModel):
         return self
 
     def can_take(self, value: Any) -> bool:
-        """Whether sampling can return exactly ``value`` (type included). A ``when`` condition is
-        compared with ``!=`` to what was sampled, so ``"2"`` against a choice of ``2``, or ``1``
-        against ``1.0``, would never match and its parameter would silently never be sampled."""
+        """Whether sampling can return a value equal to ``value``. A ``when`` condition is compared
+        with ``==`` to what was sampled, so ``"2"`` against a choice of ``2`` (a string the training
+        config would coerce) never matches, and its parameter would silently never be sampled."""
         if self.type == "categorical":
-            return any(type(choice) is type(value) and choice == value for choice in self.choices or [])
+            return any(
+                choice == value and isinstance(choice, str) == isinstance(value, str) for choice in self.choices or []
+            )
         if self.type == "int":
-            return type(value) is int and self.low <= value <= self.high
+            return (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and value == int(value)
+                and self.low <= value <= self.high
+            )
         return False  # a float draw equals a given value with probability zero
 
     def values_hint(self) -> str:
@@ -175,10 +182,18 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     one, so a second ``spectrum_weight:`` further down a config would silently undo the first."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # Only the keys written in this mapping count: ``<<: *base`` merges are expanded first,
+        # and a key given here overrides the merged one, as YAML intends.
+        written = sum(key.tag != "tag:yaml.org,2002:merge" for key, _ in node.value)
+        self.flatten_mapping(node)  # puts the merged pairs first, then the written ones
         seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
+        for key_node, _ in node.value[len(node.value) - written :]:
             key = self.construct_object(key_node, deep=True)
             line = key_node.start_mark.line + 1
+            if not isinstance(key, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"a key on line {line} is a {type(key).__name__}, not a name", key_node.start_mark
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} on line {line} is also on line {seen[key]}; keep one", key_node.start_mark

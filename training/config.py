@@ -79,9 +79,9 @@ class TrainConfig(BaseModel):
         None,
         description=(
             "starting weights of the trained model in torchvision's layout: a weights name of its architecture "
-            "(IMAGENET1K_V2 for the TSM ResNets, IMAGENET1K_V1 for tsm_mobilenet_v2, KINETICS400_V1 for the 3D "
-            "ResNets) or the path or storage URI of a state dict; the classifier starts afresh when the class "
-            "count differs. None: freshly initialised"
+            "(IMAGENET1K_V2 for tsm_resnet50, IMAGENET1K_V1 for tsm_resnet18 and tsm_mobilenet_v2, "
+            "KINETICS400_V1 for the 3D ResNets) or the path or storage URI of a state dict; the classifier "
+            "starts afresh when the class count differs. None: freshly initialised"
         ),
     )
 

@@ -4,7 +4,8 @@
 driver is older than the CUDA build of the pinned torch (CUDA 13.0, driver 580 or newer on Linux)
 silently trains on its CPUs at a fraction of the speed, and a trial asking for ``cuda`` without a
 reserved GPU sees none (Ray hides unreserved GPUs). So ``train.device`` is obeyed, and a run that
-asks for CUDA, or reserved a GPU, where CUDA is unusable fails at once with torch's own reason.
+asks for CUDA, or reserved a GPU, where CUDA is unusable fails at once with torch's own reason
+(and is retried like a crash: another node may have a working driver).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from typing import Literal
 
 import torch
 
-from training.failures import TrialFailed
-
 Requested = Literal["auto", "cpu", "cuda"]
 
 
-class DeviceUnusable(TrialFailed):
-    """CUDA was asked for and cannot be used here; a retry on the same node meets the same driver."""
+class DeviceUnusable(RuntimeError):
+    """CUDA was asked for and cannot be used here. Not recorded as a failure for good: it belongs to
+    the node, and Tune's retry may place the trial on another one."""
 
 
 def cuda_problem() -> str | None:

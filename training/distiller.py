@@ -194,6 +194,28 @@ class Distiller:
         if self.teacher_objective is not None:
             unwrap(self.teachers[0]).load_state_dict(state["teacher"])
         for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(state["optimizers"][name])
+            optimizer.load_state_dict(_in_groups_of(state["optimizers"][name], optimizer))
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(state["schedulers"][name])
+
+
+def _in_groups_of(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
+    """``saved`` split into ``optimizer``'s parameter groups when it holds them as one group.
+
+    Checkpoints written before uncertainty weighting's log-variances got a group of their own
+    (without weight decay) hold the same parameters, in the same order, in one group; the state
+    of each parameter is kept, and each group takes its hyperparameters from the optimizer."""
+    groups = optimizer.param_groups
+    if len(saved["param_groups"]) != 1 or len(groups) == 1:
+        return saved
+    indices = saved["param_groups"][0]["params"]
+    if len(indices) != sum(len(group["params"]) for group in groups):
+        return saved  # not the same parameters: let load_state_dict say so
+    split, start = [], 0
+    for group in groups:
+        hyper = {k: v for k, v in saved["param_groups"][0].items() if k not in ("params", "weight_decay")}
+        split.append(
+            {**hyper, "weight_decay": group["weight_decay"], "params": indices[start : start + len(group["params"])]}
+        )
+        start += len(group["params"])
+    return {"state": saved["state"], "param_groups": split}

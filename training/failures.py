@@ -10,6 +10,7 @@ or restarted worker group that finds the record raises it again at once, before 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterator, Mapping
@@ -83,5 +84,6 @@ def failing_fast(trial_dir: str) -> Iterator[None]:
     except Exception as error:
         if is_deterministic(error):
             record = {"error": type(error).__name__, "message": f"{type(error).__name__}: {error}"}
-            storage.write_text(record_path(trial_dir), json.dumps(record))
+            with contextlib.suppress(OSError):  # storage down too: the trial's own error still propagates
+                storage.write_text(record_path(trial_dir), json.dumps(record))
         raise

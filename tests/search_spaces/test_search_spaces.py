@@ -72,6 +72,18 @@ def test_a_key_given_twice_is_refused_naming_both_lines(tmp_path: Path) -> None:
         load_space(tmp_path / "space.yaml")
 
 
+def test_merge_keys_are_not_duplicates_and_a_key_that_is_a_list_is_named(tmp_path: Path) -> None:
+    (tmp_path / "space.yaml").write_text(
+        "variants:\n  base: &row {objective.kd_weight: 1.0, objective.spectrum_weight: 2.0}\n"
+        "  less_kd: {<<: *row, objective.kd_weight: 0.5}\n"
+    )
+    variants = load_space(tmp_path / "space.yaml").variants
+    assert variants["less_kd"] == {"objective.kd_weight": 0.5, "objective.spectrum_weight": 2.0}
+    (tmp_path / "space.yaml").write_text("variants:\n  ? [a, b]\n  : {}\n")
+    with pytest.raises(ValueError, match=r"space\.yaml: not valid YAML .*a key on line 2 is a list"):
+        load_space(tmp_path / "space.yaml")
+
+
 def _conditioned(choices: dict, value: object) -> dict:
     return {
         "parameters": {
@@ -91,8 +103,8 @@ def _conditioned(choices: dict, value: object) -> dict:
     [
         # The training config would coerce "2" to 2, but Optuna hands back the choice as written.
         ({"type": "categorical", "choices": ["2", "3"]}, 2, r"choices are \['2', '3'\]"),
-        ({"type": "categorical", "choices": [2, 3]}, 2.0, r"choices are \[2, 3\]"),
-        ({"type": "categorical", "choices": [2, 3]}, True, r"choices are \[2, 3\]"),
+        ({"type": "categorical", "choices": [2, 3]}, "2", r"choices are \[2, 3\]"),
+        ({"type": "categorical", "choices": [2, 3]}, 4, r"choices are \[2, 3\]"),
         ({"type": "int", "low": 2, "high": 3}, 4, r"an int in \[2, 3\]"),
         ({"type": "float", "low": 2, "high": 3}, 2.0, "a float"),
     ],
@@ -102,9 +114,16 @@ def test_a_condition_that_can_never_match_is_refused(tmp_path: Path, choices: di
         load_space(_space_file(tmp_path, _conditioned(choices, value)))
 
 
-@pytest.mark.parametrize("choices", [{"type": "categorical", "choices": [2, 3]}, {"type": "int", "low": 2, "high": 3}])
-def test_a_condition_sampling_can_meet_is_accepted_and_met(tmp_path: Path, choices: dict) -> None:
-    space = load_space(_space_file(tmp_path, _conditioned(choices, 3)))
+@pytest.mark.parametrize(
+    ("choices", "value"),
+    [
+        ({"type": "categorical", "choices": [2, 3]}, 3),
+        ({"type": "categorical", "choices": [2, 3]}, 3.0),  # 3 == 3.0: sampling's comparison meets it
+        ({"type": "int", "low": 2, "high": 3}, 3),
+    ],
+)
+def test_a_condition_sampling_can_meet_is_accepted_and_met(tmp_path: Path, choices: dict, value: object) -> None:
+    space = load_space(_space_file(tmp_path, _conditioned(choices, value)))
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     sampled = [study.ask() for _ in range(20)]
     for trial in sampled:

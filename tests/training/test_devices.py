@@ -16,7 +16,7 @@ needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the
 def test_cuda_asked_for_or_reserved_where_it_is_unusable_fails_with_torch_s_reason() -> None:
     with pytest.raises(DeviceUnusable, match=r"^train\.device is cuda, but CUDA is unusable here: .*CUDA 13") as caught:
         resolve_device("cuda")
-    assert is_deterministic(caught.value)  # not retried on the same node
+    assert not is_deterministic(caught.value)  # a property of the node: Tune's retry may land on another
     with pytest.raises(DeviceUnusable, match=r"^the trial reserved a GPU, but CUDA is unusable here"):
         resolve_device("auto", gpu_reserved=True)
 

@@ -140,6 +140,35 @@ def test_weight_decay_spares_the_log_variances_of_uncertainty_weighting():
     assert adapters and any(not torch.equal(a, b) for a, b in adapters)
 
 
+def test_a_checkpoint_with_the_log_variances_in_the_student_s_group_still_resumes() -> None:
+    """Written before the log-variances had a group of their own: same parameters, one group."""
+
+    def build() -> Distiller:
+        torch.manual_seed(0)
+        student, teacher = _pair()
+        return Distiller(student, [teacher], objective=ObjectiveConfig(weighting="uncertainty"), total_steps=4)
+
+    older = build()
+    groups = older.optimizers["student"].param_groups
+    merged = [p for group in groups for p in group["params"]]
+    hyper = {k: v for k, v in groups[0].items() if k != "params"}  # with the one-cycle schedule's keys
+    older.optimizers["student"] = torch.optim.AdamW([{**hyper, "params": merged}])
+    older.step(*_batch())
+    saved = older.state_dict()
+    assert len(saved["optimizers"]["student"]["param_groups"]) == 1
+
+    restored = build()
+    restored.load_state_dict(saved)
+    optimizer = restored.optimizers["student"]
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [1e-4, 0.0]
+    log_variance = next(iter(restored.objective.weighting.log_variances.values()))
+    old_log_variance = next(iter(older.objective.weighting.log_variances.values()))
+    assert torch.equal(
+        optimizer.state[log_variance]["exp_avg"], older.optimizers["student"].state[old_log_variance]["exp_avg"]
+    )
+    restored.step(*_batch())
+
+
 @pytest.mark.parametrize("mode", ["frozen", "mutual"])
 def test_a_distiller_restored_from_its_state_takes_the_same_next_step(mode: str):
     def build() -> Distiller:

@@ -141,6 +141,8 @@ def ingest(
                     per_split[candidate.split] = per_split.get(candidate.split, 0) + 1
             if not per_split:
                 raise _nothing_valid(source, fmt, rejected, rejects_path)
+    except FileExistsError:  # a dataset is already there: refused before anything was written
+        raise
     except OSError as error:  # reading a source file is a reject inside the loop: this is a write failing
         storage.remove(rejects_path)
         raise _write_failed(out, error) from error

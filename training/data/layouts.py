@@ -181,6 +181,7 @@ def read_folder(source: Path) -> Layout:
     """``SRC/<class>/<file>`` → candidates without a split (``split=None``)."""
     rejects: list[Reject] = []
     videos: dict[str, list[Path]] = {}
+    first_path: dict[str, str] = {}  # real path → the first path below SRC that reached it
     for entry in sorted(source.iterdir()):
         if entry.name.startswith("."):
             continue
@@ -193,7 +194,14 @@ def read_folder(source: Path) -> Layout:
                 continue
             if not path.is_file():
                 rejects.append(Reject(relative.as_posix(), None, NOT_A_FILE))
-            elif path.suffix.lower() in VIDEO_EXTENSIONS:
+                continue
+            real = os.path.realpath(path)
+            if real in first_path:  # a link reaches a file again, maybe from another class's folder
+                reason = f"the same file as {first_path[real]} (reached again through a link)"
+                rejects.append(Reject(relative.as_posix(), None, reason))
+                continue
+            first_path[real] = relative.as_posix()
+            if path.suffix.lower() in VIDEO_EXTENSIONS:
                 videos.setdefault(entry.name, []).append(path)
             else:
                 expected = ", ".join(sorted(VIDEO_EXTENSIONS))

@@ -65,13 +65,20 @@ def _address_space_bytes() -> int:
         return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _within(limit: int, hard: int) -> int:
+    """``limit``, or the hard limit the worker inherited when that is lower (a soft limit above it
+    would be refused, and every worker would die on starting)."""
+    return limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+
+
 def _serve(work: Callable[[Any], Any], conn: Connection, limits: ProbeLimits) -> None:
     """A worker's life: take a task, run it under the CPU allowance, send back ``(ok, value)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash on a hostile file leaves no core file
     faulthandler.disable()  # nor a Python stack dump, which would tell nothing about the file
-    cap = _address_space_bytes() + limits.memory_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    _, hard_memory = resource.getrlimit(resource.RLIMIT_AS)
+    cap = _within(_address_space_bytes() + limits.memory_mb * 2**20, hard_memory)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard_memory))
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     while True:
         try:
@@ -79,12 +86,12 @@ def _serve(work: Callable[[Any], Any], conn: Connection, limits: ProbeLimits) ->
         except EOFError:  # the parent is gone or done
             return
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        allowance = int(usage.ru_utime + usage.ru_stime) + limits.cpu_s
+        allowance = _within(int(usage.ru_utime + usage.ru_stime) + limits.cpu_s, hard)
         resource.setrlimit(resource.RLIMIT_CPU, (allowance, hard))
         try:
             conn.send((True, work(task)))
         except MemoryError:
-            conn.send((False, f"ran out of memory (limit {limits.memory_mb} MB a clip)"))
+            conn.send((False, f"ran out of memory ({limits.memory_mb} MB over what its worker started with)"))
         except Exception as error:  # a bug or an error type the work function does not expect
             conn.send((False, f"{type(error).__name__}: {error}"))
 
@@ -107,7 +114,9 @@ class _Worker:
     def stop(self) -> None:
         if self.process.is_alive():
             self.process.kill()
-        self.process.join()
+        # A process in uninterruptible I/O (a hung network mount) dies only when the I/O returns:
+        # leave it to exit on its own rather than hang the whole ingest on it.
+        self.process.join(timeout=5)
         self.conn.close()
 
 

@@ -66,8 +66,8 @@ def read_state_dict(source: str, arch: str) -> dict[str, Tensor]:
         return _read_file(source, arch, list(choices.__members__))
     try:
         return choices[source].get_state_dict(progress=False)
-    except OSError as error:  # URLError is an OSError: no route to the model hub
-        raise ValueError(
+    except OSError as error:  # URLError is an OSError: no route to the model hub, or a passing outage
+        raise OSError(
             f"train.init: cannot download {arch} {source} ({error}); save the state dict where this machine "
             "can read it and give its path"
         ) from error

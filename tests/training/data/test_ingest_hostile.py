@@ -61,11 +61,12 @@ def test_a_hostile_folder_tree_costs_only_its_bad_files(tmp_path: Path, capsys) 
     linked = write(tmp_path / "elsewhere" / "more" / "b_linked.mp4", video(1)).parent
     (source / "b" / "linked").symlink_to(linked, target_is_directory=True)
     (source / "b" / "loop").symlink_to(source / "b", target_is_directory=True)  # must not recurse for ever
+    (source / "a" / "b_again").symlink_to(source / "b" / "linked", target_is_directory=True)  # b's clip, in a
     os.mkfifo(source / "a" / "pipe.mp4")  # opening it would block: never probed
-    good |= {"a/\\xffclip\\xfe", "b/twice", "b/linked/b_linked"}
+    good |= {"a/\\xffclip\\xfe", "a/b_again/b_linked", "b/twice"}  # a/ sorts first: its link is the clip
 
     assert run_cli(source, tmp_path / "out", "folder", "--max-clip-mb", "1") == 3
-    assert "ingested 9, rejected 8" in capsys.readouterr().err
+    assert "ingested 9, rejected 9" in capsys.readouterr().err
 
     rows = read_rows(tmp_path / "out")
     assert set(rows) == good
@@ -76,12 +77,14 @@ def test_a_hostile_folder_tree_costs_only_its_bad_files(tmp_path: Path, capsys) 
         "a/no_frames.avi",
         "a/pipe.mp4",
         "b/huge.mp4",
+        "b/linked/b_linked.mp4",
         "b/twice.mp4",  # the .avi sorts first and is the clip
     }
     assert "no decodable frames" in reasons["a/no_frames.avi"]
     assert reasons["a/pipe.mp4"].startswith("not a regular file")
     assert "over --max-clip-mb 1" in reasons["b/huge.mp4"]
     assert "already used by b/twice.avi" in reasons["b/twice.mp4"]
+    assert reasons["b/linked/b_linked.mp4"] == "the same file as a/b_again/b_linked.mp4 (reached again through a link)"
     assert all(reasons.values())
 
 

@@ -40,7 +40,7 @@ def test_every_failure_is_pinned_on_its_task_and_the_others_come_back_in_order()
         **{t: t.upper() for t in "abcdefg"},
         "crash": "probe worker died: killed by SIGSEGV",
         "killed": "probe worker died: killed by SIGKILL",
-        "bomb": "ran out of memory (limit 256 MB a clip)",
+        "bomb": "ran out of memory (256 MB over what its worker started with)",
         "raise": "KeyError: 'moov'",
         "spin": "probe worker died: CPU time limit of 1 s a clip exceeded",
         "hang": "probe timed out after 3 s and was killed",
