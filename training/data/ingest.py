@@ -21,8 +21,10 @@ memory is bounded by a few clips per worker, not by the dataset.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
+import tempfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -66,12 +68,13 @@ class IngestSummary:
 
 @dataclass(frozen=True)
 class Checked:
-    """A candidate that decoded: its frame count, container name, and the bytes when ingest encoded
-    them (frame folders); ``encoded`` is ``None`` for a video file, which is stored as it is on disk."""
+    """A candidate that decoded: its frame count, container name, and where the clip ingest encoded
+    lies (frame folders: a file in the run's spill folder, so that the clips waiting for their
+    split hold no video in memory); ``encoded`` is ``None`` for a video file, stored as it is."""
 
     num_frames: int
     container: str
-    encoded: bytes | None = None
+    encoded: Path | None = None
 
 
 def ingest(
@@ -94,9 +97,11 @@ def ingest(
     their validation split), ``tune_fraction`` every source's selection split out of its training
     clips, both stratified by class and seeded by ``seed`` (``assign_splits``). Every file is
     decoded in a worker process under ``limits`` (``training.data.probe_pool``), even with
-    ``workers=1``, so a file that crashes or exhausts its worker costs one reject line; a clip over
-    ``limits.max_clip_mb`` is rejected before it is read. Raises ``ValueError`` when no clip survives,
-    after ``rejects.jsonl`` is written, so the user can see why.
+    ``workers=1``, so a file that crashes or exhausts its worker costs one reject line; a video
+    file over ``limits.max_clip_mb`` is rejected before it is read, an encoded frame folder once
+    encoded. Frame folders' clips wait for their split in a temporary folder, not in memory.
+    Raises ``ValueError`` when no clip survives, after ``rejects.jsonl`` is written, so the user
+    can see why.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -118,12 +123,13 @@ def ingest(
     rejected = len(layout.rejects)
     try:
         with (
+            tempfile.TemporaryDirectory(prefix="specdistill-ingest-") as spill,
             DatasetWriter(out, layout.classes, source=f"{fmt}:{source.resolve()}", shard_bytes=shard_bytes) as writer,
             storage.open_output(rejects_path) as rejects,
         ):
             rejects.write("".join(map(_jsonl, layout.rejects)).encode())
             checked: Iterable[tuple[Candidate, Checked | Reject]] = tqdm(
-                zip(candidates, _check_all(candidates, workers, limits), strict=True),
+                zip(candidates, _check_all(candidates, workers, limits, Path(spill)), strict=True),
                 total=len(candidates),
                 desc="ingest",
                 unit="clip",
@@ -177,7 +183,9 @@ def assign_splits(
 
 def _record(candidate: Candidate, checked: Checked) -> ClipRecord | Reject:
     try:
-        video = checked.encoded if checked.encoded is not None else candidate.path.read_bytes()
+        video = (checked.encoded or candidate.path).read_bytes()
+        if checked.encoded is not None:
+            checked.encoded.unlink()
     except OSError as error:  # gone or unreadable since it was probed
         return Reject(candidate.source, candidate.clip_id, str(error))
     return ClipRecord(
@@ -210,24 +218,29 @@ def _nothing_valid(source: Path, fmt: str, rejected: int, rejects_path: str) -> 
     return ValueError(f"{source}: no valid clip to ingest as {fmt!r} ({rejected} rejected): see {where}")
 
 
-def _check_all(candidates: Sequence[Candidate], workers: int, limits: ProbeLimits) -> Iterator[Checked | Reject]:
+def _check_all(
+    candidates: Sequence[Candidate], workers: int, limits: ProbeLimits, spill: Path
+) -> Iterator[Checked | Reject]:
     """``check_clip`` over ``candidates`` in limited worker processes (``ProbePool``), in input order."""
-    check = functools.partial(check_clip, max_clip_mb=limits.max_clip_mb)
+    check = functools.partial(check_clip, spill=spill, max_clip_mb=limits.max_clip_mb)
     pool = ProbePool(check, min(workers, len(candidates)), limits)
     for candidate, outcome in zip(candidates, pool.map(candidates), strict=True):
         yield Reject(candidate.source, candidate.clip_id, str(outcome)) if isinstance(outcome, ProbeFailed) else outcome
 
 
-def check_clip(candidate: Candidate, max_clip_mb: int = ProbeLimits.max_clip_mb) -> Checked | Reject:
+def check_clip(candidate: Candidate, spill: Path, max_clip_mb: int = ProbeLimits.max_clip_mb) -> Checked | Reject:
     """Decode one candidate fully: a video file is probed (``container`` is its extension), a frame
-    folder is read and encoded to H.264 MP4. Anything unreadable, or a clip over ``max_clip_mb``,
-    becomes a ``Reject`` with the reason."""
+    folder is read and encoded to H.264 MP4 into a file in ``spill``. Anything unreadable, or a clip
+    over ``max_clip_mb`` (a video file before it is read, an encoded one once encoded), becomes a
+    ``Reject`` with the reason."""
     try:
         if candidate.frames:
             frames = read_frames(candidate.path)
             encoded = encode_clip(frames)
             _check_size(len(encoded), max_clip_mb, "encoded")
-            return Checked(num_frames=len(frames), container="mp4", encoded=encoded)
+            path = spill / f"{hashlib.sha256(candidate.clip_id.encode()).hexdigest()}.mp4"  # ids are unique
+            path.write_bytes(encoded)
+            return Checked(num_frames=len(frames), container="mp4", encoded=path)
         _check_size(candidate.path.stat().st_size, max_clip_mb, "")
         info = probe_clip(candidate.path.read_bytes())
     except (OSError, ValueError) as error:  # DecodeError is a ValueError; PIL and file errors are OSErrors
