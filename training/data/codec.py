@@ -87,7 +87,8 @@ def probe_clip(data: bytes) -> ClipInfo:
         return ClipInfo(container=container.format.name.split(",")[0], num_frames=count, height=height, width=width)
 
 
-def _resized(frame: av.VideoFrame, short_side: int | None) -> dict[str, int]:
+def resized(frame: av.VideoFrame, short_side: int | None) -> dict[str, int]:
+    """``to_ndarray`` arguments that give ``frame`` a shorter side of ``short_side`` (none for None)."""
     if short_side is None or min(frame.width, frame.height) == short_side:
         return {}
     scale = short_side / min(frame.width, frame.height)
@@ -115,7 +116,7 @@ def decode_clip(data: bytes, indices: Sequence[int], *, short_side: int | None =
         try:
             for position, frame in enumerate(container.decode(stream)):
                 if position in wanted:
-                    kept[position] = frame.to_ndarray(format="rgb24", threads=1, **_resized(frame, short_side))
+                    kept[position] = frame.to_ndarray(format="rgb24", threads=1, **resized(frame, short_side))
                 if position >= last:
                     break
         except av.FFmpegError as error:
