@@ -211,9 +211,9 @@ def _in_groups_of(saved: dict, optimizer: torch.optim.Optimizer) -> dict:
     indices = saved["param_groups"][0]["params"]
     if len(indices) != sum(len(group["params"]) for group in groups):
         return saved  # not the same parameters: let load_state_dict say so
+    hyper = {k: v for k, v in saved["param_groups"][0].items() if k not in ("params", "weight_decay")}
     split, start = [], 0
     for group in groups:
-        hyper = {k: v for k, v in saved["param_groups"][0].items() if k not in ("params", "weight_decay")}
         split.append(
             {**hyper, "weight_decay": group["weight_decay"], "params": indices[start : start + len(group["params"])]}
         )

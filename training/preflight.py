@@ -47,7 +47,7 @@ class Preflight:
         classes, frames = manifest.classes, config.data.num_frames
         student = self._model("train.model", config.model, config.model_kwargs, len(classes), frames)
         if config.init is not None:
-            self._check_init(config, len(classes), frames)
+            self._check_init(config, student)
         teachers = []
         for index, source in enumerate(config.teachers):
             for member, card in self._teacher_cards(index, source):
@@ -107,15 +107,14 @@ class Preflight:
             self._cards[source] = cards
         return self._cards[source]
 
-    def _check_init(self, config: TrainConfig, classes: int, frames: int) -> None:
-        """``train.init`` can be read and fits the model, on a model of its own (the cached one
-        stays fresh for the other checks)."""
-        key = json.dumps([config.init, config.model, config.model_kwargs, classes, frames], sort_keys=True)
+    def _check_init(self, config: TrainConfig, student: VideoClassifier) -> None:
+        """``train.init`` can be read and fits the student, loaded into the cached one (the other
+        checks read its structure, which weights do not change); each file is read once a model."""
+        key = json.dumps([config.init, config.model, config.model_kwargs, student.num_classes, student.num_frames])
         if key in self._inits:
             return
-        model = create_model(config.model, num_classes=classes, num_frames=frames, **config.model_kwargs)
         try:
-            load_initial_weights(model, config.init)
+            load_initial_weights(student, config.init)
         except FileNotFoundError as error:
             raise ValueError(str(error)) from None
         self._inits.add(key)

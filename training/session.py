@@ -139,8 +139,8 @@ def ray_data_batches(iterator: ray.data.DataIterator, device: torch.device) -> T
 
 
 class _OneProcess:
-    """What the sessions that train in a single process share: rank 0 of 1, the default device,
-    the given training stream and this process's validation cache."""
+    """What the sessions that train in a single process share: rank 0 of 1, the given device and
+    training stream, and this process's validation cache."""
 
     rank = 0
     world_size = 1
