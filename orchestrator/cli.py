@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from orchestrator.config import SweepConfig
     from orchestrator.outcome import SweepOutcome
+    from search_spaces import SearchSpace
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -99,17 +101,52 @@ def _cmd_carve(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from orchestrator.sweep import resume_sweep, run_sweep
+    from orchestrator.config import load_sweep_config
+    from orchestrator.overrides import parse_overrides
+    from orchestrator.sweep import launch, resume_sweep
 
     if args.resume:
+        if args.overrides or args.dry_run:
+            raise ValueError("--resume continues a sweep with the config it started with: no --set or --dry-run")
         outcome = resume_sweep(args.resume, address=args.address)
     elif args.config:
         space = str(Path(args.space).resolve()) if args.space and args.space.endswith((".yaml", ".yml")) else args.space
-        outcome = run_sweep(args.config, space=space, address=args.address)
+        config, search_space = load_sweep_config(args.config, space=space, overrides=parse_overrides(args.overrides))
+        if args.dry_run:
+            print(_plan(config, search_space))
+            return 0
+        outcome = launch(config, search_space, address=args.address)
     else:
         print("sweep: give CONFIG.yaml, or --resume SWEEP_DIR", file=sys.stderr)
         return 2
     return _finish(outcome, f"next: specdistill best {outcome.sweep_dir} --export DIR")
+
+
+def _plan(config: SweepConfig, space: SearchSpace | None, members: int = 0) -> str:
+    """What ``--dry-run`` prints: the resolved config, the search space and the trials it would start."""
+    import yaml
+
+    from training import storage
+
+    settings = config.tune
+    runs = f", {settings.repeats} seeded runs each" if settings.repeats > 1 else ""
+    if space is None:  # a teacher ensemble: its members are the trials
+        trials = f"{members} trial{'s' if members > 1 else ''} (the teacher's members){runs}"
+        searched = ""
+    else:
+        count = space.trial_count(settings.num_samples)
+        trials = f"{count} trial{'s' if count > 1 else ''}{runs}, at most {settings.max_concurrent_trials} at a time"
+        listing = space.model_dump(mode="json", exclude_defaults=True, exclude={"name", "description"})
+        searched = f"search space {space.name} ({space.kind}):\n{_indented(yaml.safe_dump(listing, sort_keys=False))}"
+    resolved = yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    return (
+        f"sweep {config.name} → {storage.display(config.sweep_dir)}: {trials} (dry run: nothing started)\n"
+        f"{searched}resolved config:\n{_indented(resolved)}"
+    ).rstrip()
+
+
+def _indented(text: str) -> str:
+    return "".join(f"  {line}\n" for line in text.splitlines())
 
 
 def _finish(outcome: SweepOutcome, next_step: str) -> int:
@@ -124,12 +161,17 @@ def _finish(outcome: SweepOutcome, next_step: str) -> int:
 
 def _cmd_train_teacher(args: argparse.Namespace) -> int:
     from orchestrator.config import load_teacher_config
+    from orchestrator.overrides import parse_overrides
     from orchestrator.teachers import train_teachers
 
-    config = load_teacher_config(args.config)
+    config = load_teacher_config(args.config, parse_overrides(args.overrides))
+    if args.dry_run:
+        print(_plan(config, None, members=args.ensemble))
+        return 0
     models = [m for m in (args.models or "").split(",") if m]
     again = [args.config, "--export", args.export, "--ensemble", str(args.ensemble)]
     again += ["--models", args.models] if args.models else []
+    again += [part for item in args.overrides for part in ("--set", item)]
     outcome, exported = train_teachers(
         config,
         args.export,
@@ -166,10 +208,40 @@ def _cmd_best(args: argparse.Namespace) -> int:
             mode=args.mode,
             top_k=args.top_k,
             repeats_as_ensemble=args.repeats_as_ensemble,
+            portable=not args.no_portable,
         )
         for path in exported:
             print(f"exported {path}")
     return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from training.checkpoint import export_model, exported_members, load_card, load_exported
+    from training.portable import reference_clips
+
+    for member in exported_members(args.model):
+        model, card = load_exported(member)
+        data = args.data or card.dataset
+        if data is None:
+            raise ValueError(f"{member}: its card names no dataset; say which to check the conversions on (--data)")
+        clips = reference_clips(data, num_frames=card.num_frames, size=card.size)
+        export_model(member, model, card, check_clips=clips)
+        files = load_card(member).files
+        for name, key in (("ONNX", "onnx"), ("torch.export", "torch_export")):
+            difference = files[key]["max_abs_diff"]
+            print(f"{member}/{files[key]['file']}: {name}, max |Δ logits| {difference:.1e} on {len(clips)} clips")
+    return 0
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from orchestrator.prediction import predict_files
+
+    predictions, errors = predict_files(args.model, args.videos, top=args.top, clips=args.clips)
+    for prediction in predictions:
+        print(prediction.render())
+    for error in errors:
+        print(f"specdistill predict: {error}", file=sys.stderr)
+    return 2 if errors else 0
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -226,6 +298,38 @@ EXITS = (
 )
 
 
+def _config_options(command: argparse.ArgumentParser) -> None:
+    """``--set`` and ``--dry-run``, for every command that reads a sweep YAML."""
+    command.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="change one field of the YAML, e.g. --set train.optim.lr=0.01 --set tune.num_samples=20 (values in "
+        "YAML syntax, validated as the file is; paths relative to where you run the command); repeatable",
+    )
+    command.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="validate, then print the resolved config, the search space and the trial count; start nothing",
+    )
+
+
+class _DefaultsShown(argparse.HelpFormatter):
+    """Every option's default in ``--help``, also for options whose help text is short or absent
+    (argparse's own ArgumentDefaultsHelpFormatter skips those); flags that are off say nothing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        off = default is None or default is False or default == [] or default == argparse.SUPPRESS
+        shown = bool(action.option_strings) and not off
+        if shown and "%(default)" not in text:
+            text = f"{text} (default: %(default)s)" if text else "default: %(default)s"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     from training.data.layouts import formats  # the layouts' registry: light, and the one list of formats
     from training.data.probe_pool import ProbeLimits
@@ -233,24 +337,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="specdistill", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands.add_parser = functools.partial(commands.add_parser, formatter_class=_DefaultsShown)
 
     demo = commands.add_parser("demo", help="the main job end to end on the embedded dataset (make demo)")
     demo.set_defaults(handler=_cmd_demo)
 
     models = commands.add_parser("models", help="list the registered models with their size, FLOPs and taps")
-    models.add_argument("--frames", type=int, default=8)
-    models.add_argument("--size", type=int, default=64)
+    models.add_argument("--frames", type=int, default=8, help="frames per clip the models are sized for")
+    models.add_argument("--size", type=int, default=64, help="frame height and width in pixels")
     models.set_defaults(handler=_cmd_models)
 
     synth = commands.add_parser("synth", help="write the embedded motion dataset as Parquet shards")
     synth.add_argument("out", type=str)
-    synth.add_argument("--clips-per-class", type=int, default=100)
+    synth.add_argument("--clips-per-class", type=int, default=100, help="clips written per class")
     synth.add_argument("--frames", type=int, default=16, help="frames stored per clip")
-    synth.add_argument("--size", type=int, default=64)
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--size", type=int, default=64, help="frame height and width in pixels")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the generated clips and of the drawn splits")
     synth.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION, help=TEST_HELP)
     synth.add_argument("--tune-fraction", type=float, default=DEFAULT_TUNE_FRACTION, help=TUNE_HELP)
-    synth.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    synth.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes encoding clips")
     synth.add_argument("--shard-mb", type=int, default=128, help="target shard size in MiB")
     synth.set_defaults(handler=_cmd_synth)
 
@@ -262,8 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ingest.add_argument("source", type=Path)
     ingest.add_argument("out", type=str)
-    ingest.add_argument("--format", required=True, choices=formats())
-    ingest.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ingest.add_argument("--format", required=True, choices=formats(), help="the source's layout")
+    ingest.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes decoding clips")
     ingest.add_argument("--shard-mb", type=int, default=128, help="target shard size in MiB")
     ingest.add_argument(
         "--test-fraction",
@@ -293,8 +398,13 @@ def build_parser() -> argparse.ArgumentParser:
         "rewritten): a fraction of each class's training clips, and its val split becomes the test split",
     )
     carve.add_argument("data", type=str, help="the dataset's directory or storage URI")
-    carve.add_argument("--fraction", type=float, default=DEFAULT_TUNE_FRACTION)
-    carve.add_argument("--seed", type=int, default=0)
+    carve.add_argument(
+        "--fraction",
+        type=float,
+        default=DEFAULT_TUNE_FRACTION,
+        help="the fraction of each class's training clips moved to the tune split",
+    )
+    carve.add_argument("--seed", type=int, default=0, help="the draw's seed")
     carve.set_defaults(handler=_cmd_carve)
 
     sweep = commands.add_parser("sweep", help="run (or --resume) a Ray Tune sweep of distillation trials", epilog=EXITS)
@@ -302,33 +412,78 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--space", help="search space: a shipped name (quick, paper, ablation) or a YAML path")
     sweep.add_argument("--resume", type=str, metavar="SWEEP_DIR", help="continue an interrupted sweep")
     sweep.add_argument("--address", help=ADDRESS_HELP)
+    _config_options(sweep)
     sweep.set_defaults(handler=_cmd_sweep)
 
     teacher = commands.add_parser(
         "train-teacher", help="train (and export) a teacher or a teacher ensemble", epilog=EXITS
     )
     teacher.add_argument("config", type=Path, help="sweep YAML with train.stage: teacher")
-    teacher.add_argument("--export", type=str, required=True)
+    teacher.add_argument(
+        "--export",
+        type=str,
+        required=True,
+        help="the directory (or storage URI) the teacher, or the ensemble of members, is exported to",
+    )
     teacher.add_argument("--ensemble", type=int, default=1, help="members, trained as parallel trials")
     teacher.add_argument("--models", help="comma-separated architectures the members cycle through")
     teacher.add_argument(
         "--resume", action="store_true", help="continue an interrupted teacher sweep (same config), then export"
     )
     teacher.add_argument("--address", help=ADDRESS_HELP)
+    _config_options(teacher)
     teacher.set_defaults(handler=_cmd_train_teacher)
 
     best = commands.add_parser("best", help="rank a sweep's trials and export the best student(s)")
     best.add_argument("sweep_dir", type=str)
-    best.add_argument("--metric", default="val_top1")
-    best.add_argument("--mode", default="max", choices=["max", "min"])
-    best.add_argument("--top-k", type=int, default=1)
-    best.add_argument("--export", type=str)
+    best.add_argument(
+        "--metric", default="val_top1", help="the reported metric trials are ranked by (read on the selection split)"
+    )
+    best.add_argument("--mode", default="max", choices=["max", "min"], help="whether a larger metric is better")
+    best.add_argument(
+        "--top-k",
+        type=int,
+        default=1,
+        help="how many of the best trials to export (top<i>/ subdirectories when more than one)",
+    )
+    best.add_argument(
+        "--export", type=str, help="the directory (or storage URI) to export to; without it the ranking is only printed"
+    )
     best.add_argument(
         "--repeats-as-ensemble",
         action="store_true",
         help="for a sweep with tune.repeats: export a trial's runs as an ensemble instead of its best run",
     )
+    best.add_argument(
+        "--no-portable",
+        action="store_true",
+        help="write only the safetensors weights and card: no ONNX file or torch.export program, and the "
+        "sweep's data is not read (they are checked on its clips)",
+    )
     best.set_defaults(handler=_cmd_best)
+
+    export = commands.add_parser(
+        "export",
+        help="write an exported model's ONNX file and torch.export program (each member of an ensemble)",
+        description="Convert an exported model (or each member of an ensemble) to ONNX (dynamic batch) and a "
+        "torch.export program, beside its weights, once each reproduces its logits on clips of its data "
+        "(the difference is recorded in model.json). `best` does this for the students it exports.",
+    )
+    export.add_argument("model", type=str, help="an exported model or ensemble directory (local or storage URI)")
+    export.add_argument("--data", type=str, help="the dataset to check on (default: the one its card names)")
+    export.set_defaults(handler=_cmd_export)
+
+    predict = commands.add_parser(
+        "predict",
+        help="top classes of video files from an exported student (or ensemble)",
+        description="Decode each video as evaluate does (the card's frames, size, sampling and normalisation) "
+        "and print its most probable classes.",
+    )
+    predict.add_argument("model", type=str, help="an exported model or ensemble directory")
+    predict.add_argument("videos", type=Path, nargs="+", help="video files (any container PyAV reads)")
+    predict.add_argument("--top", type=int, default=5, help="classes printed per video")
+    predict.add_argument("--clips", type=int, default=1, help="views per video, probabilities averaged")
+    predict.set_defaults(handler=_cmd_predict)
 
     evaluate = commands.add_parser("evaluate", help="top-1/top-5, per-class accuracy and confusion matrix")
     evaluate.add_argument("checkpoint", type=str, help="an exported model or ensemble directory")
@@ -339,19 +494,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     ensemble = commands.add_parser("ensemble", help="ensemble a sweep's top-k students and compare")
     ensemble.add_argument("sweep_dir", type=str)
-    ensemble.add_argument("--top-k", type=int, default=3)
-    ensemble.add_argument("--data", type=str, required=True)
-    ensemble.add_argument("--export", type=str, required=True)
-    ensemble.add_argument("--metric", default="val_top1")
-    ensemble.add_argument("--mode", default="max", choices=["max", "min"])
+    ensemble.add_argument("--top-k", type=int, default=3, help="how many of the best trials become members")
+    ensemble.add_argument(
+        "--data", type=str, required=True, help="the dataset to score the members and the ensemble on"
+    )
+    ensemble.add_argument("--export", type=str, required=True, help="the ensemble directory (or storage URI) to write")
+    ensemble.add_argument(
+        "--metric", default="val_top1", help="the reported metric trials are ranked by (read on the selection split)"
+    )
+    ensemble.add_argument("--mode", default="max", choices=["max", "min"], help="whether a larger metric is better")
     ensemble.add_argument("--split", default=TEST, help="the split to score (default: the test split)")
-    ensemble.add_argument("--clips", type=int, default=1)
+    ensemble.add_argument("--clips", type=int, default=1, help="views per video, probabilities averaged")
     ensemble.set_defaults(handler=_cmd_ensemble)
 
     report = commands.add_parser("report", help="write a Markdown/HTML report with plots for a sweep")
     report.add_argument("sweep_dir", type=str)
     report.add_argument("--out", type=str, help="directory for report.md/report.html (default: SWEEP_DIR/report)")
-    report.add_argument("--metric", default="val_top1")
+    report.add_argument("--metric", default="val_top1", help="the metric the report ranks and plots")
     report.add_argument(
         "--test-top",
         type=int,
@@ -372,10 +531,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a teacher and distil a student on generated clips, printing every term",
     )
     distill.add_argument("--size", type=int, default=64, help="frame height and width in pixels")
-    distill.add_argument("--teacher-steps", type=int, default=300)
-    distill.add_argument("--student-steps", type=int, default=300)
-    distill.add_argument("--batch-size", type=int, default=16)
-    distill.add_argument("--seed", type=int, default=0)
+    distill.add_argument("--teacher-steps", type=int, default=300, help="teacher training steps")
+    distill.add_argument("--student-steps", type=int, default=300, help="student distillation steps")
+    distill.add_argument("--batch-size", type=int, default=16, help="clips per step")
+    distill.add_argument("--seed", type=int, default=0, help="seed of the clips and of both networks")
     distill.set_defaults(handler=_cmd_distill)
     return parser
 

@@ -17,10 +17,11 @@ space can give against the data, teachers and models they name (``training.prefl
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from orchestrator.overrides import apply_overrides
 from search_spaces import SearchSpace, load_space, read_yaml_mapping
 from training import storage
 from training.config import TrainConfig, describe_errors
@@ -39,7 +40,9 @@ class Asha(BaseModel):
 class TuneSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    num_samples: int = Field(8, ge=1, description="trials for an Optuna space; repeats of the grid for variants")
+    num_samples: int = Field(
+        8, ge=1, description="trials of an Optuna space (a grid runs each variant once with each of its seeds)"
+    )
     max_concurrent_trials: int = Field(1, ge=1)
     metric: str = "val_top1"
     mode: Literal["max", "min"] = "max"
@@ -126,11 +129,14 @@ class SweepConfig(BaseModel):
         return storage.join(self.storage_path, self.name)
 
 
-def load_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[SweepConfig, SearchSpace]:
+def load_sweep_config(
+    path: str | Path, *, space: str | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[SweepConfig, SearchSpace]:
     """Read, resolve (paths relative to the YAML) and validate a sweep config and its search space,
     then check the base config and every config the space can give against the data, teachers and
-    models they name (``Preflight``): whatever would fail in every trial fails here, before Ray."""
-    config, search_space = read_sweep_config(path, space=space)
+    models they name (``Preflight``): whatever would fail in every trial fails here, before Ray.
+    ``overrides`` are ``--set`` fields (:mod:`orchestrator.overrides`), applied before validation."""
+    config, search_space = read_sweep_config(path, space=space, overrides=overrides)
     preflight = Preflight()
     try:
         preflight.check(config.train)
@@ -140,10 +146,10 @@ def load_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[Sw
     return config, search_space
 
 
-def load_teacher_config(path: str | Path) -> SweepConfig:
+def load_teacher_config(path: str | Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
     """``load_sweep_config`` for ``train-teacher``: its trials are the ensemble's members (seeds and
     ``--models``), so the config's search space plays no part and is not checked."""
-    config = _read_config(Path(path))
+    config = _read_config(Path(path), overrides)
     try:
         Preflight().check(config.train)
     except (FileNotFoundError, ValueError) as error:
@@ -151,12 +157,14 @@ def load_teacher_config(path: str | Path) -> SweepConfig:
     return config
 
 
-def read_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[SweepConfig, SearchSpace]:
+def read_sweep_config(
+    path: str | Path, *, space: str | None = None, overrides: dict[str, Any] | None = None
+) -> tuple[SweepConfig, SearchSpace]:
     """``load_sweep_config`` without the checks against data, teachers and models, for callers that
     point the config at data and teachers they make afterwards (``bench/ablation.py`` reuses the
     demo's recipe in its own directory)."""
     path = Path(path)
-    config = _read_config(path)
+    config = _read_config(path, overrides)
     if space is not None:
         config = config.model_copy(update={"search_space": space})
     named = config.search_space
@@ -165,13 +173,17 @@ def read_sweep_config(path: str | Path, *, space: str | None = None) -> tuple[Sw
     return config, search_space
 
 
-def _read_config(path: Path) -> SweepConfig:
-    """The YAML validated, with local paths made absolute against its directory."""
+def _read_config(path: Path, overrides: dict[str, Any] | None = None) -> SweepConfig:
+    """The YAML, with ``overrides`` applied, validated, and local paths made absolute against its
+    directory."""
     payload = read_yaml_mapping(path, "sweep config")
+    source = f"{path} with --set {', '.join(overrides)}" if overrides else str(path)
+    if overrides:
+        payload = apply_overrides(payload, overrides, Path.cwd())
     try:
         config = SweepConfig.model_validate(payload)
     except ValidationError as error:
-        raise ValueError(f"{path}: {describe_errors(error)}") from None
+        raise ValueError(f"{source}: {describe_errors(error)}") from None
     base = path.parent.resolve()
     where = storage.resolve(config.storage_path, base)
     return config.model_copy(update={"train": config.train.resolved(base), "storage_path": where})

@@ -8,10 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from orchestrator.results import Mode, TrialRecord, best_first, best_of, check_mode, read_sweep, warn_damage
 from training import storage
 from training.checkpoint import ModelCard, export_model, load_training_state, run_states, write_ensemble
 from training.models import VideoClassifier, create_model
+from training.portable import PortableMismatch, reference_clips
 
 REPORTED = ("val_top1", "val_top5", "val_loss", "train_loss", "epoch", "step")
 
@@ -59,6 +62,8 @@ def trial_model(trial: RankedTrial, repeat: int = 0) -> tuple[VideoClassifier, M
         num_frames=config.data.num_frames,
         size=config.data.size,
         metrics={k: float(trial.result[k]) for k in REPORTED if k in trial.result},
+        teachers=[storage.display(teacher) for teacher in config.teachers],
+        dataset=storage.display(config.data.path),
         config=saved_config | {"seed": config.seed + repeat},
         provenance=provenance,
     )
@@ -80,14 +85,32 @@ def export_trial(
     metric: str = "val_top1",
     mode: str = "max",
     repeats_as_ensemble: bool = False,
+    check_clips: Tensor | None = None,
 ) -> str:
     """Export the trial's checkpointed model: for a trial with repeats, its best run on ``metric``,
-    or with ``repeats_as_ensemble`` every run, as an ensemble directory (``repeat<r>/`` members)."""
+    or with ``repeats_as_ensemble`` every run, as an ensemble directory (``repeat<r>/`` members).
+    With ``check_clips`` (:func:`trial_clips`), each model also goes out as ONNX and a
+    ``torch.export`` program checked on them."""
     repeats = trial.record.spec.repeats
     if not repeats_as_ensemble or repeats == 1:
-        return export_model(directory, *trial_model(trial, best_repeat(trial, metric, mode)))
-    members = [export_model(storage.join(directory, f"repeat{r}"), *trial_model(trial, r)) for r in range(repeats)]
+        return export_model(directory, *trial_model(trial, best_repeat(trial, metric, mode)), check_clips=check_clips)
+    members = [
+        export_model(storage.join(directory, f"repeat{r}"), *trial_model(trial, r), check_clips=check_clips)
+        for r in range(repeats)
+    ]
     return write_ensemble(directory, members, {"trial_id": trial.record.trial_id, "repeats": repeats})
+
+
+def trial_clips(trial: RankedTrial) -> Tensor:
+    """Clips of the trial's data (its selection split) shaped for its model, to check conversions on."""
+    data = trial.record.spec.train_config().data
+    try:
+        return reference_clips(data.path, num_frames=data.num_frames, size=data.size)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"trial {trial.record.trial_id}: its data cannot be read to check the ONNX and torch.export "
+            f"conversions on ({error}); --no-portable exports the weights alone"
+        ) from error
 
 
 def export_best(
@@ -98,19 +121,24 @@ def export_best(
     mode: str = "max",
     top_k: int = 1,
     repeats_as_ensemble: bool = False,
+    portable: bool = True,
 ) -> list[str]:
     """Export the ``top_k`` best trials: into ``directory`` itself for one, ``directory/top<i>`` for
-    more (see :func:`export_trial` for trials with repeats). A trial whose checkpoint cannot be
-    read is left out with a :class:`~orchestrator.results.DamagedRecord` warning, and the next
-    one taken."""
+    more (see :func:`export_trial` for trials with repeats). With ``portable``, each also goes out
+    as ONNX and a ``torch.export`` program, checked on clips of the trial's data, which must then be
+    readable. A trial whose checkpoint cannot be read is left out with a
+    :class:`~orchestrator.results.DamagedRecord` warning, and the next one taken."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     options = {"metric": metric, "mode": mode, "repeats_as_ensemble": repeats_as_ensemble}
     exported: list[str] = []
     for trial in rank_trials(sweep_dir, metric, mode):
         target = directory if top_k == 1 else storage.join(directory, f"top{len(exported) + 1}")
+        clips = trial_clips(trial) if portable else None
         try:
-            exported.append(export_trial(trial, target, **options))
+            exported.append(export_trial(trial, target, check_clips=clips, **options))
+        except PortableMismatch:  # the trial's checkpoint is sound; its conversion is what failed
+            raise
         except ValueError as error:  # a damaged checkpoint costs its trial, not the export
             warn_damage(f"trial {trial.record.trial_id} left out: {error}")
             continue

@@ -107,9 +107,10 @@ def run_sweep(
     space: str | None = None,
     address: str | None = None,
     echo: Callable[[str], None] = print,
+    overrides: dict[str, Any] | None = None,
 ) -> SweepOutcome:
-    """Validate everything, then run the sweep."""
-    config, search_space = load_sweep_config(config_path, space=space)
+    """Validate everything (the YAML with its ``--set`` ``overrides``), then run the sweep."""
+    config, search_space = load_sweep_config(config_path, space=space, overrides=overrides)
     return launch(config, search_space, address=address, echo=echo)
 
 

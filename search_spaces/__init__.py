@@ -110,6 +110,11 @@ class SearchSpace(BaseModel):
     def kind(self) -> Literal["optuna", "grid"]:
         return "optuna" if self.parameters else "grid"
 
+    def trial_count(self, num_samples: int) -> int:
+        """Trials a sweep of this space starts: ``num_samples`` Optuna samples, or each variant of a
+        grid once with each of its seeds."""
+        return num_samples if self.kind == "optuna" else len(self.variants) * len(self.seeds)
+
     def check_against(self, base: TrainConfig, check: Callable[[TrainConfig], None] | None = None) -> None:
         """Refuse, before any trial runs, a path that does not exist or a value the config refuses;
         ``check`` is run on every config that can come out (each parameter at its extremes, with

@@ -3,9 +3,10 @@
 * A **training checkpoint** (``state.pt`` + ``config.json``): everything to resume a run exactly —
   student (and teacher in mutual mode), objective adapters, optimisers, schedulers, epoch, step
   and the resolved config. Loaded with ``torch.load(weights_only=True)``: no pickle code runs.
-* An **exported model** (``model.safetensors`` + ``model.json``): what users ship — weights plus
-  everything needed to rebuild and feed the model (name, kwargs, class names, input spec, metrics,
-  the config that trained it), readable without this package's training code.
+* An **exported model** (``model.safetensors`` + ``model.json``, and usually ``model.onnx`` +
+  ``model.pt2``): what users ship — weights plus everything needed to rebuild and feed the model
+  (name, kwargs, class names, sampling rule, input spec, normalisation, cost, metrics, teachers,
+  data, the config that trained it), readable without this package's training code.
 
 Both live at a local path or a storage URI (``training.storage``).
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 import io
 import json
 import pickle
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +29,18 @@ from torch import nn
 from training import storage
 from training.data.normalise import MEAN, STD
 from training.models import VideoClassifier, create_model
+from training.models.describe import describe, measure_latency
+from training.portable import export_portable
 
 STATE_NAME = "state.pt"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 META_NAME = "model.json"
 ENSEMBLE_NAME = "ensemble.json"
-EXPORT_FORMAT = 1
+# 2 added sampling, cost, teachers, dataset, files and package_version; a format-1 card reads
+# with those left empty.
+EXPORT_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
 def save_training_state(directory: str | Path, state: dict[str, Any], config: dict[str, Any]) -> None:
@@ -74,9 +81,20 @@ def run_states(state: dict[str, Any], repeats: int, source: Path | str) -> list[
     return states
 
 
+# How ``evaluate`` (and ``predict``) turn a video into the clip a model takes; the card carries it
+# so a deployment prepares its input the same way without reading this package's code.
+EVAL_SAMPLING = {
+    "frames": "split the video into num_frames equal segments and take the centre frame of each",
+    "resize": "scale each frame so its shorter side is size pixels (antialiased), keeping the aspect ratio",
+    "crop": "the centre size×size square",
+    "layout": "N×3×T×H×W float32: RGB/255, minus mean, divided by std, per channel",
+}
+
+
 @dataclass
 class ModelCard:
-    """``model.json``: enough to rebuild the network and prepare its input without the training code."""
+    """``model.json``: enough to rebuild the network and prepare its input without the training code,
+    and what a person choosing a model to ship asks: its cost, its teachers, its data, its build."""
 
     model: str
     model_kwargs: dict[str, Any]
@@ -85,9 +103,15 @@ class ModelCard:
     size: int
     mean: tuple[float, ...] = MEAN
     std: tuple[float, ...] = STD
+    sampling: dict[str, str] = field(default_factory=lambda: dict(EVAL_SAMPLING))
     metrics: dict[str, float] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    teachers: list[str] = field(default_factory=list)
+    dataset: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
+    files: dict[str, Any] = field(default_factory=dict)
+    package_version: str = ""
     format: int = EXPORT_FORMAT
 
     @property
@@ -95,15 +119,46 @@ class ModelCard:
         return f"N×3×{self.num_frames}×{self.size}×{self.size} float, RGB in [0,1] normalised by mean/std"
 
 
-def export_model(directory: str | Path, model: VideoClassifier, card: ModelCard) -> str:
+def export_model(
+    directory: str | Path, model: VideoClassifier, card: ModelCard, *, check_clips: torch.Tensor | None = None
+) -> str:
     """Write ``model``'s weights (safetensors) and ``card`` into ``directory`` (a local path or a
-    storage URI); returns it."""
+    storage URI); returns it. The card gains the model's cost and this package's version. With
+    ``check_clips`` (real clips of its data), an ONNX model and a ``torch.export`` program are
+    written too, once each reproduces the model on them (:mod:`training.portable`); if one does not,
+    the weights and card are still written and the error raised."""
     directory = str(directory)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     storage.write_bytes(storage.join(directory, WEIGHTS_NAME), save_safetensors(state, metadata={"model": card.model}))
-    payload = json.dumps(asdict(card) | {"input": card.input_spec}, indent=2) + "\n"
-    storage.write_text(storage.join(directory, META_NAME), payload)
+    card = replace(card, cost=card.cost or model_cost(model, card.size), package_version=_package_version())
+    try:
+        if check_clips is not None:
+            card = replace(card, files=export_portable(directory, model, check_clips))
+    finally:
+        payload = json.dumps(asdict(card) | {"input": card.input_spec}, indent=2) + "\n"
+        storage.write_text(storage.join(directory, META_NAME), payload)
     return directory
+
+
+def model_cost(model: VideoClassifier, size: int) -> dict[str, Any]:
+    """Parameters, GFLOPs per clip and latency (batch 1 and per clip at batch 16) at ``size``², as the
+    card records them: measured here, on the device the model is on."""
+    description = describe(model, height=size, width=size)
+    latency = measure_latency(model, height=size, width=size)
+    return {
+        "params": description.params,
+        "gflops_per_clip": round(description.gflops_per_clip, 4),
+        "latency_ms_batch1": round(latency.batch1_ms, 3),
+        f"latency_ms_per_clip_batch{latency.batch}": round(latency.per_clip_ms, 3),
+        "latency_measured_on": f"{latency.device} ({latency.threads} threads)",
+    }
+
+
+def _package_version() -> str:
+    try:
+        return version("specdistill")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def load_card(directory: str | Path) -> ModelCard:
@@ -116,8 +171,10 @@ def load_card(directory: str | Path) -> ModelCard:
             f"{where} not found: {storage.display(directory)} is not an exported model (see `specdistill best`)"
         ) from None
     payload.pop("input", None)
-    if payload.get("format") != EXPORT_FORMAT:
-        raise ValueError(f"{storage.display(path)}: format {payload.get('format')!r}, this build reads {EXPORT_FORMAT}")
+    if payload.get("format") not in READABLE_FORMATS:
+        raise ValueError(
+            f"{storage.display(path)}: format {payload.get('format')!r}, this build reads {list(READABLE_FORMATS)}"
+        )
     try:
         return ModelCard(**payload)
     except TypeError as error:

@@ -66,7 +66,7 @@ def test_a_diverging_trial_fails_at_its_first_nan_without_retries_and_the_sweep_
     assert f"trial {diverging.trial_id} failed: {diverging.failure} (see " in err
     error_log = (Path(diverging.directory) / "error.txt").read_text()
     assert error_log.count("Failure #") == 3 and error_log.count("recorded by an earlier attempt") == 2
-    assert main(["best", str(tmp_path / "runs" / "diverges"), "--export", str(tmp_path / "best")]) == 0
+    assert main(["best", str(tmp_path / "runs" / "diverges"), "--export", str(tmp_path / "best"), "--no-portable"]) == 0
     assert load_exported(tmp_path / "best")[1].provenance["trial_id"] == sound.trial_id
 
 

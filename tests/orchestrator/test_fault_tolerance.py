@@ -65,7 +65,7 @@ def test_two_worker_trial_runs_ddp_over_gloo_and_reports_like_one_worker(ray_loc
     assert results[-1]["step"] == 4
     assert "checkpoint_path" in results[-1]
     assert {"val_top1", "val_top5", "train/kd", "train/spectrum", "clips_per_s", "skipped_clips"} <= set(results[-1])
-    exported = export_best(outcome.sweep_dir, tmp_path / "best")[0]
+    exported = export_best(outcome.sweep_dir, tmp_path / "best", portable=False)[0]
     assert load_exported(exported)[1].model == "tsm_mobilenet_v2"
 
 

@@ -32,6 +32,7 @@ def test_damaged_test_shards_stop_only_the_scoring_on_the_test_split(
     sweep = tmp_path / "runs" / "held-out"
     assert all(t.results[-1]["epoch"] == 2 for t in read_sweep(sweep))
     assert main(["best", str(sweep), "--export", str(tmp_path / "best")]) == 0
+    assert (tmp_path / "best" / "model.onnx").is_file()  # checked on the selection split's clips
     assert main(["evaluate", str(tmp_path / "best"), "--data", str(data), "--split", "tune"]) == 0
     capsys.readouterr()
 

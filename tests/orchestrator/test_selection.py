@@ -41,7 +41,7 @@ def test_trials_rank_by_their_best_checkpointed_result_and_the_best_exports(tmp_
     assert [(t.record.trial_id, t.result["val_top1"]) for t in ranked] == [("t2", 0.6), ("t1", 0.5), ("t3", 0.2)]
     assert [t.record.trial_id for t in rank_trials(tmp_path, "val_loss", "min")] == ["t2", "t1", "t3"]
 
-    (exported,) = export_best(tmp_path, tmp_path / "best")
+    (exported,) = export_best(tmp_path, tmp_path / "best", portable=False)  # (the data is "absent")
     model, card = load_exported(exported)
     assert (card.model, card.classes, card.num_frames, card.size) == ("tsm_mobilenet_v2", CLASSES, 4, 32)
     assert card.metrics["val_top1"] == 0.6 and card.provenance["trial_id"] == "t2"
@@ -70,9 +70,18 @@ def test_a_damaged_best_checkpoint_is_left_out_naming_it_and_the_next_trial_expo
     state.write_bytes(state.read_bytes()[:1000])  # truncated: a disk filled while it was written
     (t2 / "result.json").write_text((t2 / "result.json").read_text() + '{"epoch": 3, "val_to')
 
-    assert main(["best", str(tmp_path / "sweep"), "--export", str(tmp_path / "best")]) == 0
+    assert main(["best", str(tmp_path / "sweep"), "--export", str(tmp_path / "best"), "--no-portable"]) == 0
     out, err = capsys.readouterr()
     assert f"specdistill best: warning: {t2 / 'result.json'}: line 3 is not a result, left out" in err
     assert f"specdistill best: warning: trial t2 left out: {state}: not a readable training state" in err
     assert load_exported(tmp_path / "best")[1].provenance["trial_id"] == "t1"
     assert f"exported {tmp_path / 'best'}" in out
+
+
+def test_conversions_need_the_trials_data_and_say_so(tmp_path: Path, sweep_files, capsys) -> None:
+    _checkpoint_every_epoch(sweep_files.write_trial(tmp_path, 0, sweep_files.params(TRAIN), [0.5], "t1"), seed=0)
+    assert main(["best", str(tmp_path), "--export", str(tmp_path / "best")]) == 2
+    err = capsys.readouterr().err
+    assert "trial t1: its data cannot be read to check the ONNX and torch.export conversions on" in err, err
+    assert "absent" in err and "--no-portable exports the weights alone" in err
+    assert not (tmp_path / "best").exists()

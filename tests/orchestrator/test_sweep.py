@@ -57,7 +57,7 @@ def test_optuna_sweep_with_asha_stops_a_bad_trial_and_exports_the_best(
 
     best = rank_trials(outcome.sweep_dir, "val_loss", "min")[0]
     assert best.record.spec.overrides["optim.lr"] == 1e-6
-    exported = export_best(outcome.sweep_dir, tmp_path / "best", metric="val_loss", mode="min")[0]
+    exported = export_best(outcome.sweep_dir, tmp_path / "best", metric="val_loss", mode="min", portable=False)[0]
     _, card = load_exported(exported)
     assert card.model == "tsm_mobilenet_v2" and card.num_frames == 8 and card.size == 32
     assert card.provenance["trial_id"] == best.record.trial_id
@@ -163,11 +163,14 @@ def test_a_trial_with_repeats_is_ranked_by_its_runs_mean_and_exports_its_best_ru
         assert last["repeats"] == 2 and last["val_top1"] == pytest.approx(sum(runs) / 2)
     best = rank_trials(outcome.sweep_dir)[0]
     runs = [best.result["repeat0/val_top1"], best.result["repeat1/val_top1"]]
-    (single,) = export_best(outcome.sweep_dir, tmp_path / "best")
+    (single,) = export_best(outcome.sweep_dir, tmp_path / "best", portable=False)
     card = load_exported(single)[1]
     assert card.provenance["repeat"] == str(runs.index(max(runs)))
     assert card.config["seed"] == int(card.provenance["seed"])
-    assert main(["best", outcome.sweep_dir, "--repeats-as-ensemble", "--export", str(tmp_path / "ens")]) == 0
+    assert (
+        main(["best", outcome.sweep_dir, "--repeats-as-ensemble", "--export", str(tmp_path / "ens"), "--no-portable"])
+        == 0
+    )
     members = json.loads((tmp_path / "ens" / "ensemble.json").read_text())["members"]
     assert members == ["repeat0", "repeat1"]
     data_dir, _ = motion_shards

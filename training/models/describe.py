@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from dataclasses import dataclass
 
 import torch
@@ -38,3 +40,45 @@ def describe(model: VideoClassifier, *, height: int, width: int) -> ModelDescrip
     finally:
         model.train(was_training)
     return ModelDescription(params=sum(p.numel() for p in model.parameters()), flops_per_clip=counter.get_total_flops())
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Forward time of a clip: alone (what an online caller waits) and per clip within a batch
+    (what offline scoring pays), measured on ``device`` with ``threads`` CPU threads."""
+
+    batch1_ms: float
+    per_clip_ms: float
+    batch: int
+    device: str
+    threads: int
+
+
+def measure_latency(model: VideoClassifier, *, height: int, width: int, batch: int = 16, repeats: int = 5) -> Latency:
+    """Median wall time of ``repeats`` eval-mode forwards at batch 1 and at ``batch``, after one
+    warm-up of each (first calls pay for allocation and kernel selection, which a server pays once).
+    On CUDA each timing waits for the device, so it measures work, not its launch."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+
+    def median_ms(size: int) -> float:
+        clip = torch.zeros(size, 3, model.num_frames, height, width, device=device)
+        times = []
+        for attempt in range(repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            model(clip)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if attempt:  # the first is the warm-up
+                times.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(times)
+
+    try:
+        with torch.no_grad():
+            alone, batched = median_ms(1), median_ms(batch) / batch
+    finally:
+        model.train(was_training)
+    return Latency(alone, batched, batch, str(device), torch.get_num_threads())
