@@ -277,6 +277,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from optuna_dashboard import run_server
+
+    from orchestrator.config import SweepConfig
+    from orchestrator.study import open_storage, study_url
+    from orchestrator.sweep import read_sweep_record
+
+    config = SweepConfig.model_validate(read_sweep_record(args.sweep_dir)["config"])
+    url = study_url(config)
+    if url is None:
+        raise ValueError(
+            f"{args.sweep_dir} keeps no Optuna study (tune.study_storage is {config.tune.study_storage!r} and the "
+            "sweep is not in a local directory): give tune.study_storage an RDB URL that this machine can reach"
+        )
+    print(
+        f"optuna-dashboard for sweep {config.name} on http://{args.host}:{args.port} (Ctrl-C stops it). "
+        f"From another machine: ssh -L {args.port}:127.0.0.1:{args.port} THIS_HOST, then open that address.",
+        flush=True,
+    )
+    run_server(open_storage(url), host=args.host, port=args.port)
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from orchestrator.demo import run_demo
 
@@ -506,6 +529,22 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--split", default=TEST, help="the split to score (default: the test split)")
     ensemble.add_argument("--clips", type=int, default=1, help="views per video, probabilities averaged")
     ensemble.set_defaults(handler=_cmd_ensemble)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="open a sweep's Optuna study in optuna-dashboard (history, importance, parallel coordinates)",
+        description="Serve optuna-dashboard on the sweep's study, live while the sweep runs. It listens on "
+        "127.0.0.1 only: reach it from elsewhere through an SSH tunnel (ssh -L 8080:127.0.0.1:8080 HEAD).",
+    )
+    dashboard.add_argument("sweep_dir", type=str, help="the sweep's directory")
+    dashboard.add_argument("--port", type=int, default=8080, help="the port to listen on")
+    dashboard.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (anyone who reaches it "
+        "sees and can annotate the study: keep it on 127.0.0.1 unless the network is yours)",
+    )
+    dashboard.set_defaults(handler=_cmd_dashboard)
 
     report = commands.add_parser("report", help="write a Markdown/HTML report with plots for a sweep")
     report.add_argument("sweep_dir", type=str)

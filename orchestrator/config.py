@@ -67,6 +67,14 @@ class TuneSettings(BaseModel):
             "trials driver time that grows with the trial count (bench/RESULTS.md, 300 trials)"
         ),
     )
+    study_storage: str = Field(
+        "auto",
+        description=(
+            "where the sweep is kept as an Optuna study, for optuna-dashboard (`specdistill dashboard`): auto = "
+            "optuna.db (SQLite) in a local sweep directory and none for a sweep on a storage URI; an RDB URL "
+            "(postgresql://…, mysql://…) that the driver and the dashboard both reach; or none"
+        ),
+    )
     keep_checkpoints_by: Literal["metric", "recency"] = Field(
         "metric",
         description="which checkpoints a trial keeps: its best by the metric (what best exports), or its latest",
@@ -141,6 +149,10 @@ def load_sweep_config(
     try:
         preflight.check(config.train)
         search_space.check_against(config.train, preflight.check)
+        if config.tune.study_storage not in ("auto", "none"):
+            from orchestrator.study import open_storage  # Optuna and SQLAlchemy: only for a database URL
+
+            open_storage(config.tune.study_storage)
     except (FileNotFoundError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
     return config, search_space

@@ -21,6 +21,7 @@ from orchestrator.cluster import connect, dashboard_hint
 from orchestrator.config import SweepConfig, load_sweep_config
 from orchestrator.outcome import SweepOutcome, fit
 from orchestrator.progress import SweepProgress
+from orchestrator.study import StudyRecorder, open_storage, open_study, study_url
 from orchestrator.trial import specdistill_trial
 from orchestrator.trial_spec import OVERRIDES_KEY, TrialSpec
 from search_spaces import SearchSpace
@@ -53,10 +54,21 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
 
     settings = config.tune
     spec = TrialSpec.for_sweep(config, space)
-    searcher = None
+    url = study_url(config)
+    searcher, callbacks = None, [SweepProgress(settings.metric, settings.mode, config.train.optim.epochs)]
     if space.kind == "optuna":
         searcher = OptunaSearch(
-            space.define_by_run(OVERRIDES_KEY), metric=settings.metric, mode=settings.mode, seed=settings.seed
+            space.define_by_run(OVERRIDES_KEY),
+            metric=settings.metric,
+            mode=settings.mode,
+            seed=settings.seed,
+            study_name=config.name,
+            storage=open_storage(url) if url else None,
+        )
+    elif url:
+        open_study(url, config.name, settings.mode)  # a bad URL fails here, before any trial runs
+        callbacks.append(
+            StudyRecorder(url, config.name, settings.metric, settings.mode, list(space.variants), space.seeds)
         )
     scheduler = FIFOScheduler()
     if settings.scheduler == "asha":
@@ -85,7 +97,7 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
             storage_path=config.storage_path,
             checkpoint_config=ray.tune.CheckpointConfig(**spec.checkpoint_policy()),
             failure_config=ray.tune.FailureConfig(max_failures=settings.max_failures),
-            callbacks=[SweepProgress(settings.metric, settings.mode, config.train.optim.epochs)],
+            callbacks=callbacks,
             verbose=0,
         ),
     )
@@ -138,6 +150,11 @@ def launch(
     echo(f"sweep {config.name}: {search_space.name} ({search_space.kind}) → {storage.display(sweep_dir)}")
     echo(dashboard_hint(url))
     echo(f"TensorBoard: tensorboard --logdir {storage.display(sweep_dir)}")
+    if study_url(config):
+        echo(
+            "Optuna study (history, importance, parallel coordinates): "
+            f"specdistill dashboard {storage.display(sweep_dir)}"
+        )
     tuner = build_tuner(config, search_space)
     write_sweep_record(config, search_space)
     return fit(tuner, sweep_dir, resume or resume_command(sweep_dir))

@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+import optuna
 import pytest
 
 from orchestrator.results import read_sweep
@@ -138,8 +139,9 @@ def test_killed_single_worker_trial_is_retried_from_its_checkpoint(ray_local, wr
 def test_resume_after_the_sweep_driver_dies_keeps_finished_trials(write_sweep, tmp_path, wait_for) -> None:
     config = write_sweep(
         "resume",
-        space={"variants": {"a": {}, "b": {"optim.lr": 0.002}, "c": {"optim.lr": 0.004}}},
+        space={"parameters": {"optim.lr": {"type": "float", "low": 0.001, "high": 0.01}}},
         train={"optim": {"epochs": 2, "batch_size": 8, "max_steps_per_epoch": 3}},
+        tune={"num_samples": 3},
     )
     sweep_dir = tmp_path / "runs" / "resume"
     command = [sys.executable, "-m", "orchestrator.cli"]
@@ -178,3 +180,8 @@ def test_resume_after_the_sweep_driver_dies_keeps_finished_trials(write_sweep, t
     for trial in trials:
         if trial.trial_id in finished_before:
             assert len(trial.results) == finished_before[trial.trial_id], "a finished trial ran again"
+    # One Optuna study across both drivers, its trials those of the sweep.
+    study_file = f"sqlite:///{sweep_dir / 'optuna.db'}"
+    assert optuna.get_all_study_names(study_file) == ["resume"]
+    study = optuna.load_study(study_name="resume", storage=study_file)
+    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 3, study.trials

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import optuna
 import pytest
 
 from orchestrator.cli import main
@@ -31,6 +32,9 @@ def test_damaged_test_shards_stop_only_the_scoring_on_the_test_split(
     assert main(["sweep", str(config)]) == 0
     sweep = tmp_path / "runs" / "held-out"
     assert all(t.results[-1]["epoch"] == 2 for t in read_sweep(sweep))
+    study = optuna.load_study(study_name="held-out", storage=f"sqlite:///{sweep / 'optuna.db'}")  # the grid, recorded
+    assert sorted(t.params["variant"] for t in study.trials) == ["a", "b"]
+    assert all(sorted(t.intermediate_values) == [1, 2] and t.value is not None for t in study.trials)
     assert main(["best", str(sweep), "--export", str(tmp_path / "best")]) == 0
     assert (tmp_path / "best" / "model.onnx").is_file()  # checked on the selection split's clips
     assert main(["evaluate", str(tmp_path / "best"), "--data", str(data), "--split", "tune"]) == 0
