@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from orchestrator.config import SweepConfig
     from orchestrator.outcome import SweepOutcome
+    from orchestrator.selection import RankedTrial
     from search_spaces import SearchSpace
 
 
@@ -190,16 +191,21 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
+    from orchestrator.pareto import Budget, admitted, pareto_front
     from orchestrator.selection import export_best, rank_trials
 
-    ranked = rank_trials(args.sweep_dir, args.metric, args.mode)
-    print(f"{'rank':<6}{'trial':<14}{args.metric:>10}{'epoch':>7}  config")
-    for index, trial in enumerate(ranked[: max(args.top_k, 10)], start=1):
-        value, epoch = trial.result[args.metric], trial.result.get("epoch", "?")
-        print(f"{index:<6}{trial.record.trial_id:<14}{value:>10.4f}{epoch:>7}  {trial.record.spec.label}")
+    budget = Budget(max_latency_ms=args.max_latency_ms, max_gflops=args.max_gflops)
+    ranked = admitted(rank_trials(args.sweep_dir, args.metric, args.mode), budget)
+    if budget.limits:
+        print(f"within the budget ({budget}): {len(ranked)} trial{'' if len(ranked) == 1 else 's'}")
+    _print_trials(ranked[: max(args.top_k, 10)], args.metric)
     for trial in ranked[: max(args.top_k, 10)]:
         if trial.record.failure:
             print(f"note: trial {trial.record.trial_id} failed after its best result: {trial.record.failure}")
+    if args.pareto:
+        front = pareto_front(ranked, args.metric, args.mode)
+        print(f"\nPareto front, {args.metric} against latency at batch 1 (no other trial is as good and as fast):")
+        _print_trials(front, args.metric)
     if args.export:
         exported = export_best(
             args.sweep_dir,
@@ -209,10 +215,28 @@ def _cmd_best(args: argparse.Namespace) -> int:
             top_k=args.top_k,
             repeats_as_ensemble=args.repeats_as_ensemble,
             portable=not args.no_portable,
+            budget=budget,
         )
         for path in exported:
             print(f"exported {path}")
     return 0
+
+
+def _print_trials(trials: Sequence[RankedTrial], metric: str) -> None:
+    """One line per trial: its chosen result, what its model costs, and its config."""
+    print(f"{'rank':<6}{'trial':<14}{metric:>10}{'epoch':>7}{'ms/clip':>9}{'GFLOPs':>8}  config")
+    for index, trial in enumerate(trials, start=1):
+        result = trial.result
+        latency, gflops = result.get("latency_ms_batch1"), result.get("gflops_per_clip")
+        costs = f"{_figure(latency, 9, 2)}{_figure(gflops, 8, 3)}"
+        print(
+            f"{index:<6}{trial.record.trial_id:<14}{result[metric]:>10.4f}{result.get('epoch', '?'):>7}{costs}  "
+            f"{trial.record.spec.label}"
+        )
+
+
+def _figure(value: object, width: int, decimals: int) -> str:
+    return f"{value:>{width}.{decimals}f}" if isinstance(value, int | float) else f"{'—':>{width}}"
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -476,6 +500,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats-as-ensemble",
         action="store_true",
         help="for a sweep with tune.repeats: export a trial's runs as an ensemble instead of its best run",
+    )
+    best.add_argument(
+        "--pareto",
+        action="store_true",
+        help="also list the Pareto front of the metric against latency at batch 1 (the trials no other beats on both)",
+    )
+    best.add_argument(
+        "--max-latency-ms",
+        type=float,
+        help="rank and export only trials whose model ran a clip within this many ms at batch 1 (on its trial's "
+        "device)",
+    )
+    best.add_argument(
+        "--max-gflops",
+        type=float,
+        help="rank and export only trials whose model costs at most this many GFLOPs per clip",
     )
     best.add_argument(
         "--no-portable",

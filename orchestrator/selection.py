@@ -10,6 +10,7 @@ from typing import Any
 
 from torch import Tensor
 
+from orchestrator.pareto import NO_BUDGET, Budget, admitted
 from orchestrator.results import Mode, TrialRecord, best_first, best_of, check_mode, read_sweep, warn_damage
 from training import storage
 from training.checkpoint import ModelCard, export_model, load_training_state, run_states, write_ensemble
@@ -122,17 +123,22 @@ def export_best(
     top_k: int = 1,
     repeats_as_ensemble: bool = False,
     portable: bool = True,
+    budget: Budget = NO_BUDGET,
 ) -> list[str]:
     """Export the ``top_k`` best trials: into ``directory`` itself for one, ``directory/top<i>`` for
     more (see :func:`export_trial` for trials with repeats). With ``portable``, each also goes out
     as ONNX and a ``torch.export`` program, checked on clips of the trial's data, which must then be
-    readable. A trial whose checkpoint cannot be read is left out with a
+    readable. Only trials within ``budget`` (their reported latency and GFLOPs) are candidates. A
+    trial whose checkpoint cannot be read is left out with a
     :class:`~orchestrator.results.DamagedRecord` warning, and the next one taken."""
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}")
     options = {"metric": metric, "mode": mode, "repeats_as_ensemble": repeats_as_ensemble}
     exported: list[str] = []
-    for trial in rank_trials(sweep_dir, metric, mode):
+    candidates = admitted(rank_trials(sweep_dir, metric, mode), budget)
+    if not candidates:
+        raise ValueError(f"{storage.display(sweep_dir)}: no trial is within the budget ({budget})")
+    for trial in candidates:
         target = directory if top_k == 1 else storage.join(directory, f"top{len(exported) + 1}")
         clips = trial_clips(trial) if portable else None
         try:

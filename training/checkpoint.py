@@ -29,7 +29,7 @@ from torch import nn
 from training import storage
 from training.data.normalise import MEAN, STD
 from training.models import VideoClassifier, create_model
-from training.models.describe import describe, measure_latency
+from training.models.describe import cost
 from training.portable import export_portable
 
 STATE_NAME = "state.pt"
@@ -141,17 +141,11 @@ def export_model(
 
 
 def model_cost(model: VideoClassifier, size: int) -> dict[str, Any]:
-    """Parameters, GFLOPs per clip and latency (batch 1 and per clip at batch 16) at ``size``², as the
-    card records them: measured here, on the device the model is on."""
-    description = describe(model, height=size, width=size)
-    latency = measure_latency(model, height=size, width=size)
-    return {
-        "params": description.params,
-        "gflops_per_clip": round(description.gflops_per_clip, 4),
-        "latency_ms_batch1": round(latency.batch1_ms, 3),
-        f"latency_ms_per_clip_batch{latency.batch}": round(latency.per_clip_ms, 3),
-        "latency_measured_on": f"{latency.device} ({latency.threads} threads)",
-    }
+    """The card's cost figures (:func:`~training.models.describe.cost`), and where the latency was
+    measured: on the exporting machine, which is seldom where the model will run."""
+    device = next(model.parameters()).device
+    where = f"{device} ({torch.get_num_threads()} threads)" if device.type == "cpu" else str(device)
+    return cost(model, size=size) | {"latency_measured_on": where}
 
 
 def _package_version() -> str:

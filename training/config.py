@@ -112,8 +112,14 @@ class TrainConfig(BaseModel):
 WEIGHT_FILE_SUFFIXES = (".pt", ".pth", ".safetensors")
 
 
+# Mappings whose keys are not fields but a model builder's keyword arguments (``model_kwargs.width_mult``).
+FREE_FORM = (["model_kwargs"],)
+
+
 def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """``config`` with dotted-path values replaced (``{"objective.kd_weight": 0.5}``), re-validated.
+    """``config`` with dotted-path values replaced (``{"objective.kd_weight": 0.5}``), re-validated;
+    a model's keyword arguments may be set whether or not the config names them
+    (``{"model_kwargs.width_mult": 0.5}``), and the model's builder is what checks them.
 
     Raises ``ValueError`` naming the path when it does not exist or the value is refused.
     """
@@ -125,7 +131,8 @@ def with_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfi
             if not isinstance(node, dict) or key not in node:
                 raise ValueError(f"{path}: no field {'.'.join(parents[: index + 1])!r} in the training config")
             node = node[key]
-        if not isinstance(node, dict) or leaf not in node:
+        free_form = parents in FREE_FORM  # a builder's keyword arguments: any key may be set
+        if not isinstance(node, dict) or (leaf not in node and not free_form):
             raise ValueError(f"{path}: no field {leaf!r} in {'.'.join(parents) or 'the training config'}")
         node[leaf] = value
     try:

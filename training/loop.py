@@ -39,6 +39,7 @@ from training.data.stream import ClipBatch, ClipSampling
 from training.distiller import Distiller
 from training.failures import check_finite, failing_fast
 from training.metrics import topk_correct
+from training.models.describe import cost
 from training.precision import Precision
 from training.session import Session, TrainSession
 
@@ -140,9 +141,12 @@ def run_training(config: dict[str, Any], session: Session, *, repeats: int = 1) 
     # (every epoch each run takes `steps` batches); closing it stops a Ray Data execution that
     # would otherwise keep decoding for passes no one will take.
     stream = session.train_batches(cfg.optim.batch_size, runs[0].epoch * runs[0].steps * repeats)
+    # What the trained model costs to run, on this trial's device (fp32, eval mode), beside its
+    # accuracy in every report: what `best --pareto` and the latency/FLOPs budgets select on.
+    figures = cost(runs[0].distiller.student, size=cfg.data.size, batch=cfg.optim.batch_size)
     try:
         while runs[0].epoch < cfg.optim.epochs:
-            metrics = combined([run.train_epoch(stream) for run in runs])
+            metrics = combined([run.train_epoch(stream) for run in runs]) | figures
             session.report(metrics, checkpoint=_checkpoint_writer(runs))
     finally:
         stream.close()

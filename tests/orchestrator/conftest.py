@@ -81,10 +81,18 @@ class SweepFiles:
 
     @staticmethod
     def write_trial(
-        sweep: Path, index: int, params: dict[str, Any], curve: list[float], trial_id: str, *, kept: bool = False
+        sweep: Path,
+        index: int,
+        params: dict[str, Any],
+        curve: list[float],
+        trial_id: str,
+        *,
+        kept: bool = False,
+        reported: dict[str, Any] | None = None,
     ) -> Path:
         """A trial that reported ``val_top1`` = ``curve[i]`` after epoch ``i + 1``, each with a checkpoint
-        directory; ``kept``: the checkpoints hold a ``state.pt``, so they count as still on disk."""
+        directory; ``kept``: the checkpoints hold a ``state.pt``, so they count as still on disk;
+        ``reported``: figures every report carries besides (its model's cost)."""
         directory = sweep / f"specdistill_trial_{trial_id}_{index}_2026-11-27_06-00-00"
         directory.mkdir(parents=True)
         (directory / "params.json").write_text(json.dumps(params, indent=2, sort_keys=True))
@@ -118,7 +126,7 @@ class SweepFiles:
                 "config": params,
                 "time_since_restore": 24.9 * epoch,
                 "iterations_since_restore": epoch,
-            }
+            } | (reported or {})
             lines.append(json.dumps(result) + "\n")
         if lines:
             (directory / "result.json").write_text("".join(lines))

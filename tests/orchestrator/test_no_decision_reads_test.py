@@ -32,6 +32,9 @@ def test_damaged_test_shards_stop_only_the_scoring_on_the_test_split(
     assert main(["sweep", str(config)]) == 0
     sweep = tmp_path / "runs" / "held-out"
     assert all(t.results[-1]["epoch"] == 2 for t in read_sweep(sweep))
+    for trial in read_sweep(sweep):  # each report says what the student costs to run
+        last = trial.results[-1]
+        assert last["params"] > 0 and last["gflops_per_clip"] > 0 and last["latency_ms_batch1"] > 0
     study = optuna.load_study(study_name="held-out", storage=f"sqlite:///{sweep / 'optuna.db'}")  # the grid, recorded
     assert sorted(t.params["variant"] for t in study.trials) == ["a", "b"]
     assert all(sorted(t.intermediate_values) == [1, 2] and t.value is not None for t in study.trials)

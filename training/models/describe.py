@@ -44,14 +44,12 @@ def describe(model: VideoClassifier, *, height: int, width: int) -> ModelDescrip
 
 @dataclass(frozen=True)
 class Latency:
-    """Forward time of a clip: alone (what an online caller waits) and per clip within a batch
-    (what offline scoring pays), measured on ``device`` with ``threads`` CPU threads."""
+    """Forward time of a clip: alone (what an online caller waits) and per clip within a batch of
+    ``batch`` (what offline scoring pays)."""
 
     batch1_ms: float
     per_clip_ms: float
     batch: int
-    device: str
-    threads: int
 
 
 def measure_latency(model: VideoClassifier, *, height: int, width: int, batch: int = 16, repeats: int = 5) -> Latency:
@@ -81,4 +79,19 @@ def measure_latency(model: VideoClassifier, *, height: int, width: int, batch: i
             alone, batched = median_ms(1), median_ms(batch) / batch
     finally:
         model.train(was_training)
-    return Latency(alone, batched, batch, str(device), torch.get_num_threads())
+    return Latency(alone, batched, batch)
+
+
+def cost(model: VideoClassifier, *, size: int, batch: int = 16) -> dict[str, float]:
+    """What a model costs to run on ``size``² clips, as trials report it and model cards record it:
+    parameters, GFLOPs per clip and latency (batch 1, and per clip at ``batch``) on the device the
+    model is on."""
+    description = describe(model, height=size, width=size)
+    latency = measure_latency(model, height=size, width=size, batch=batch)
+    return {
+        "params": description.params,
+        "gflops_per_clip": round(description.gflops_per_clip, 4),
+        "latency_ms_batch1": round(latency.batch1_ms, 3),
+        "latency_ms_per_clip": round(latency.per_clip_ms, 3),
+        "latency_batch": batch,
+    }
