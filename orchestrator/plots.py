@@ -34,7 +34,7 @@ class CostPoint:
     value: float
 
 
-def _save(figure: Figure, location: str) -> None:
+def save_figure(figure: Figure, location: str) -> None:
     """PNG at 110 dpi, written wherever the report goes (a local directory or a storage URI)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
@@ -75,7 +75,10 @@ def plot_parameters(rows: list[TrialRow], columns: list[str], metric: str, out: 
         else:
             categories = sorted({str(v) for v in values})
             xs = [float(categories.index(str(v))) for v in values]
-            ax.set_xticks(range(len(categories)), categories)
+            long = max(map(len, categories)) > 6  # variant names: upright they run into each other
+            ax.set_xticks(
+                range(len(categories)), categories, rotation=30 if long else 0, ha="right" if long else "center"
+            )
             ax.set_xlim(-0.5, len(categories) - 0.5)
         for x, row in zip(xs, present, strict=True):
             finished = row.status == "finished"
@@ -87,7 +90,7 @@ def plot_parameters(rows: list[TrialRow], columns: list[str], metric: str, out: 
     for ax in axes[len(columns) :]:
         ax.set_visible(False)
     figure.suptitle("filled: finished all epochs · hollow: stopped early", fontsize=9)
-    _save(figure, storage.join(out, PARAMETERS_PNG))
+    save_figure(figure, storage.join(out, PARAMETERS_PNG))
     return True
 
 
@@ -121,7 +124,7 @@ def plot_learning_curves(rows: list[TrialRow], metric: str, out: str) -> bool:
     ax.grid(alpha=0.3)
     if len(scored) <= 16:
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    _save(figure, storage.join(out, CURVES_PNG))
+    save_figure(figure, storage.join(out, CURVES_PNG))
     return True
 
 
@@ -162,5 +165,5 @@ def plot_cost(points: list[CostPoint], metric: str, out: str) -> bool:
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")  # teachers sit top right: many FLOPs, high accuracy
-    _save(figure, storage.join(out, COST_PNG))
+    save_figure(figure, storage.join(out, COST_PNG))
     return True

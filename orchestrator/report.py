@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from orchestrator.analysis import MIN_TRIALS, ce_only_baseline, importances, variant_summary
 from orchestrator.plots import (
     COST_PNG,
     CURVES_PNG,
@@ -25,6 +26,14 @@ from orchestrator.plots import (
     plot_parameters,
 )
 from orchestrator.results import Mode, TrialRow, is_number, read_sweep, sweep_mode, trial_rows, warn_damage
+from orchestrator.study_plots import (
+    HISTORY_PNG,
+    IMPORTANCE_PNG,
+    PARALLEL_PNG,
+    plot_history,
+    plot_importance,
+    plot_parallel,
+)
 from orchestrator.trial_spec import format_value
 from training import storage
 from training.checkpoint import ModelCard, exported_members, load_card
@@ -37,6 +46,10 @@ TEST_SPLIT_NOTE = (
     "decision of the sweep read it, so these are the figures to quote (the ranking's own are optimistic)."
 )
 GRID_KEYS = ("variant", "seed")
+VARIANT_NOTE = (
+    "Each variant's trials differ only by their seed: the mean and standard deviation of their best values say "
+    "how far apart two variants are against the seed's own noise."
+)
 
 
 def write_report(
@@ -69,9 +82,14 @@ def write_report(
     notes += [f"trial {r.record.trial_id} failed: {r.record.failure}" for r in rows if r.record.failure]
     notes += [f"trial {r.record.trial_id} has no result (not plotted)" for r in rows if not r.record.results]
     notes += [f"left out: {line}" for line in damage]
+    importance = importances(rows, columns, mode)
+    baseline = ce_only_baseline(rows)
     images = [
         (title, name)
         for title, name, written in (
+            ("Optimisation history", HISTORY_PNG, plot_history(rows, metric, mode, baseline, out)),
+            ("What mattered: parameter importance", IMPORTANCE_PNG, plot_importance(importance, metric, out)),
+            ("Parallel coordinates", PARALLEL_PNG, plot_parallel(rows, columns, metric, mode, out)),
             (f"{metric} vs searched parameters", PARAMETERS_PNG, plot_parameters(rows, columns, metric, out)),
             ("Learning curves", CURVES_PNG, plot_learning_curves(rows, metric, out)),
             (f"{metric} vs GFLOPs per clip", COST_PNG, plot_cost(points, metric, out)),
@@ -79,8 +97,23 @@ def write_report(
         if written
     ]
     test_table, test_notes = test_scores(sweep_dir, metric, mode, test_top) if test_top > 0 else (None, [])
+    notes += _export_differs(sweep_dir, rows, metric, mode)
     where = sweep_dir if storage.is_uri(sweep_dir) else str(Path(sweep_dir).resolve())
-    page = _Page(storage.display(where), metric, mode, rows, columns, images, notes + test_notes, test_table)
+    if importance is None and len(rows) > 1:
+        notes.append(f"no parameter importance: it needs {MIN_TRIALS} trials that reported {metric} and a varied value")
+    page = _Page(
+        storage.display(where),
+        metric,
+        mode,
+        rows,
+        columns,
+        images,
+        notes + test_notes,
+        test_table,
+        importance,
+        baseline,
+        variant_summary(rows, metric, mode),
+    )
     storage.write_text(storage.join(out, "report.md"), page.markdown())
     html_path = storage.join(out, "report.html")
     storage.write_text(html_path, page.html())
@@ -88,6 +121,26 @@ def write_report(
 
 
 Table = tuple[list[str], list[list[str]]]
+
+
+def _export_differs(sweep_dir: str, rows: list[TrialRow], metric: str, mode: Mode) -> list[str]:
+    """A note when ``best`` would export another trial than the table's first: the first's best
+    result has no checkpoint left (a sweep that keeps only its latest), and ``best`` can only
+    export a result whose checkpoint exists."""
+    from orchestrator.selection import rank_trials
+
+    try:
+        exported = rank_trials(sweep_dir, metric, mode)[0]
+    except ValueError:
+        return []
+    first = rows[0].record.trial_id
+    if exported.record.trial_id == first:
+        return []
+    return [
+        f"specdistill best exports trial {exported.record.trial_id} ({metric} {exported.result[metric]:.4f} at epoch "
+        f"{exported.result.get('epoch', '?')}), not {first}: {first}'s best result no longer has a checkpoint "
+        "(tune.keep_checkpoints_by: metric keeps each trial's best ones)"
+    ]
 
 
 def test_scores(sweep_dir: str, metric: str, mode: Mode, top: int) -> tuple[Table | None, list[str]]:
@@ -198,6 +251,9 @@ class _Page:
     images: list[tuple[str, str]]
     notes: list[str]
     test_table: Table | None = None
+    importance: dict[str, float] | None = None
+    baseline: float | None = None
+    variant_table: Table | None = None
 
     def summary(self) -> list[str]:
         """The header's sentences, best trial and export command first (plain text, `code` marked)."""
@@ -221,6 +277,15 @@ class _Page:
                 "" if (self.metric, self.mode) == ("val_top1", "max") else f" --metric {self.metric} --mode {self.mode}"
             )
             lines.append(f"Export it: `specdistill best {self.sweep_dir}{flags} --export DIR`.")
+            if self.baseline is not None:
+                gain = best.best - self.baseline
+                lines.append(
+                    f"CE-only baseline (trials trained with cross-entropy alone): {self.baseline:.4f}; "
+                    f"the best trial is {gain:+.4f} from it."
+                )
+        if self.importance:
+            ranked = ", ".join(f"`{name}` {share:.2f}" for name, share in list(self.importance.items())[:3])
+            lines.append(f"What mattered most for {self.metric} (PED-ANOVA importance): {ranked}.")
         return lines
 
     def table(self) -> tuple[list[str], list[list[str]]]:
@@ -244,10 +309,10 @@ class _Page:
         header, body = self.table()
         parts = [f"# Sweep report: {storage.name(self.sweep_dir)}", "", *(f"{line}\n" for line in self.summary())]
         parts += ["## Trials", "", _md_row(header), _md_row(["---"] * len(header)), *map(_md_row, body), ""]
+        if self.variant_table is not None:
+            parts += ["## Per variant, over its seeds", "", VARIANT_NOTE, "", *_md_table(self.variant_table), ""]
         if self.test_table is not None:
-            test_header, test_body = self.test_table
-            parts += ["## On the test split", "", TEST_SPLIT_NOTE, ""]
-            parts += [_md_row(test_header), _md_row(["---"] * len(test_header)), *map(_md_row, test_body), ""]
+            parts += ["## On the test split", "", TEST_SPLIT_NOTE, "", *_md_table(self.test_table), ""]
         for title, name in self.images:
             parts += [f"## {title}", "", f"![{title}]({name})", ""]
         if self.notes:
@@ -271,15 +336,13 @@ class _Page:
             *(f"<p>{_inline_code(line)}</p>" for line in self.summary()),
             f"<h2>Trials</h2>\n<table><thead><tr>{cells}</tr></thead><tbody>\n{rows}\n</tbody></table>",
         ]
+        if self.variant_table is not None:
+            parts += [f"<h2>Per variant, over its seeds</h2>\n<p>{html.escape(VARIANT_NOTE)}</p>"]
+            parts += [_html_table(self.variant_table)]
         if self.test_table is not None:
-            test_header, test_body = self.test_table
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in test_header)
-            lines = "\n".join(
-                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in test_body
-            )
             parts += [
                 f"<h2>On the test split</h2>\n<p>{html.escape(TEST_SPLIT_NOTE)}</p>",
-                f"<table><thead><tr>{head}</tr></thead><tbody>\n{lines}\n</tbody></table>",
+                _html_table(self.test_table),
             ]
         for title, image in self.images:
             parts.append(f'<h2>{html.escape(title)}</h2>\n<img src="{image}" alt="{html.escape(title)}">')
@@ -302,6 +365,18 @@ def _inline_code(text: str) -> str:
     """Markdown's `code` spans as <code>, everything escaped (the summary is written once, for both)."""
     pieces = html.escape(text).split("`")
     return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(pieces))
+
+
+def _md_table(table: Table) -> list[str]:
+    header, body = table
+    return [_md_row(header), _md_row(["---"] * len(header)), *map(_md_row, body)]
+
+
+def _html_table(table: Table) -> str:
+    header, body = table
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    lines = "\n".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in body)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>\n{lines}\n</tbody></table>"
 
 
 def _md_row(cells: list[str]) -> str:
