@@ -26,6 +26,7 @@ from orchestrator.plots import (
     plot_parameters,
 )
 from orchestrator.results import Mode, TrialRow, is_number, read_sweep, sweep_mode, trial_rows, warn_damage
+from orchestrator.spectra import what_was_learned
 from orchestrator.study_plots import (
     HISTORY_PNG,
     IMPORTANCE_PNG,
@@ -97,6 +98,9 @@ def write_report(
         if written
     ]
     test_table, test_notes = test_scores(sweep_dir, metric, mode, test_top) if test_top > 0 else (None, [])
+    learned, learned_notes = what_was_learned(sweep_dir, metric, mode, out)
+    images += learned
+    notes += learned_notes
     notes += _export_differs(sweep_dir, rows, metric, mode)
     where = sweep_dir if storage.is_uri(sweep_dir) else str(Path(sweep_dir).resolve())
     if importance is None and len(rows) > 1:

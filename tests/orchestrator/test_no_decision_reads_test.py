@@ -41,6 +41,9 @@ def test_damaged_test_shards_stop_only_the_scoring_on_the_test_split(
     assert main(["best", str(sweep), "--export", str(tmp_path / "best")]) == 0
     assert (tmp_path / "best" / "model.onnx").is_file()  # checked on the selection split's clips
     assert main(["evaluate", str(tmp_path / "best"), "--data", str(data), "--split", "tune"]) == 0
+    assert main(["report", str(sweep)]) == 0  # what needs the test split is noted, the rest is drawn
+    markdown = (sweep / "report" / "report.md").read_text()
+    assert "what the student learned is not drawn" in markdown and str(data / test_shards[0]) in markdown
     capsys.readouterr()
 
     assert main(["evaluate", str(tmp_path / "best"), "--data", str(data)]) == 2

@@ -16,7 +16,10 @@ import pytest
 
 from orchestrator.cli import main
 from orchestrator.config import load_sweep_config
+from orchestrator.report import write_report
+from orchestrator.spectra import KERNELS_PNG, SPECTRA_PNG
 from orchestrator.study import STUDY_FILE, study_url
+from orchestrator.study_plots import HISTORY_PNG
 from orchestrator.sweep import run_sweep
 
 SPACE = {"parameters": {"optim.lr": {"type": "float", "low": 0.001, "high": 0.01, "log": True}}}
@@ -53,6 +56,12 @@ def test_an_optuna_sweep_is_a_study_and_the_dashboard_serves_it(ray_local, write
     trials = study.get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
     assert all(set(t.params) == {"overrides/optim.lr"} and sorted(t.intermediate_values) == [1, 2] for t in trials)
+
+    # The report draws what the exported student learned against its teacher, on test clips.
+    report = Path(write_report(tmp_path / "runs" / "studied"))
+    page = report.read_text()
+    for name in (SPECTRA_PNG, KERNELS_PNG, HISTORY_PNG):
+        assert f'<img src="{name}"' in page and (report.parent / name).stat().st_size > 10_000
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
