@@ -42,6 +42,8 @@ def _run_trial(spec: TrialSpec, trial_dir: str) -> None:
     val_source = manifest.split(cfg.data.path, cfg.data.val_split)
     train_sampling, val_sampling = samplings(cfg)
     payload = cfg.model_dump(mode="json")
+    trial_id = ray.tune.get_context().get_trial_id()
+    gauge_tags = {"sweep": storage.name(spec.sweep_dir), "trial_id": trial_id, "student": cfg.model}
 
     def train_dataset():  # -> ray.data.Dataset, built where it is consumed, for the whole run
         return clip_dataset(
@@ -56,24 +58,25 @@ def _run_trial(spec: TrialSpec, trial_dir: str) -> None:
     if resources.workers == 1:
         from training.devices import resolve_device
         from training.session import TuneSession, in_process_batches, ray_data_batches
+        from training.telemetry import TrialGauges
 
         device = resolve_device(cfg.device, gpu_reserved=bool(ray.get_gpu_ids()))
         if cfg.data.loader == "in_process":
             batches = in_process_batches(train_source, train_sampling, device, seed=cfg.seed)
         else:
             batches = ray_data_batches(train_dataset().iterator(), device)
-        run_training(payload, TuneSession(batches, val_source, val_sampling, device), repeats=spec.repeats)
+        session = TuneSession(batches, val_source, val_sampling, device, TrialGauges(**gauge_tags))
+        run_training(payload, session, repeats=spec.repeats)
         return
 
     import ray.train
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    trial_id = ray.tune.get_context().get_trial_id()
     use_gpu = resources.gpus_per_worker > 0
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config=payload | {"_trial_id": trial_id, "_repeats": spec.repeats, "_trial_dir": trial_dir},
+        train_loop_config=payload | {"_gauge_tags": gauge_tags, "_repeats": spec.repeats, "_trial_dir": trial_dir},
         scaling_config=ray.train.ScalingConfig(
             num_workers=resources.workers,
             use_gpu=use_gpu,
@@ -83,7 +86,7 @@ def _run_trial(spec: TrialSpec, trial_dir: str) -> None:
         datasets={"train": train_dataset},
         dataset_config=ray.train.DataConfig(datasets_to_split=["train"]),
         run_config=ray.train.RunConfig(
-            name=f"train-{trial_id}",
+            name=f"train-{gauge_tags['trial_id']}",
             storage_path=spec.train_runs,
             checkpoint_config=ray.train.CheckpointConfig(**spec.checkpoint_policy()),
             failure_config=ray.train.FailureConfig(max_failures=resources.worker_max_failures),

@@ -42,6 +42,7 @@ from training.metrics import topk_correct
 from training.models.describe import cost
 from training.precision import Precision
 from training.session import Session, TrainSession
+from training.telemetry import TrialGauges
 
 
 def samplings(config: TrainConfig) -> tuple[ClipSampling, ClipSampling]:
@@ -275,19 +276,21 @@ class _Run:
 
 
 def train_loop_per_worker(config: dict[str, Any]) -> None:
-    """``TorchTrainer`` entry point: ``config`` is a ``TrainConfig`` dict plus ``_trial_id`` (for
-    gauges) and ``_repeats`` (runs in lockstep, see the module docstring).
+    """``TorchTrainer`` entry point: ``config`` is a ``TrainConfig`` dict plus ``_gauge_tags`` (the
+    trial's :class:`~training.telemetry.TrialGauges` tags) and ``_repeats`` (runs in lockstep, see the
+    module docstring).
 
     The trainer's ``"train"`` dataset should make ``passes_per_run`` passes (``clip_dataset(passes=...)``):
     the workers then read the whole run from one execution.
     """
     config = dict(config)
-    trial_id = config.pop("_trial_id", "train")
+    tags = config.pop("_gauge_tags", {"sweep": "train", "trial_id": "train", "student": config.get("model", "")})
     repeats = config.pop("_repeats", 1)
     trial_dir = config.pop("_trial_dir", None)
     with failing_fast(trial_dir) if trial_dir else contextlib.nullcontext():
         cfg = TrainConfig.model_validate(config)
         manifest = load_manifest(cfg.data.path)
         _, val = samplings(cfg)
-        session = TrainSession(manifest.split(cfg.data.path, cfg.data.val_split), val, trial_id, cfg.device)
+        gauges = TrialGauges(**tags)
+        session = TrainSession(manifest.split(cfg.data.path, cfg.data.val_split), val, gauges, cfg.device)
         run_training(config, session, repeats=repeats)

@@ -194,11 +194,11 @@ class TuneSession(_OneProcess):
     """A single-worker trial running inside the Tune function trainable; ``train`` gives the run's
     training stream (``in_process_batches`` or ``ray_data_batches``)."""
 
-    def __init__(self, train: TrainBatches, val_source: SplitSource, val: ClipSampling, device: torch.device):
-        import ray.tune
-
+    def __init__(
+        self, train: TrainBatches, val_source: SplitSource, val: ClipSampling, device: torch.device, gauges: TrialGauges
+    ):
         super().__init__(train, val_source, val, device)
-        self._gauges = TrialGauges(ray.tune.get_context().get_trial_id() or "local")
+        self._gauges = gauges
 
     def report(self, metrics: dict[str, float], checkpoint: Callable[[Path], None] | None) -> None:
         import ray
@@ -217,7 +217,9 @@ class TuneSession(_OneProcess):
 class TrainSession:
     """One worker of a ``TorchTrainer`` (DDP over gloo on CPU, NCCL on GPU)."""
 
-    def __init__(self, val_source: SplitSource, val: ClipSampling, trial_id: str, requested: Requested = "auto"):
+    def __init__(
+        self, val_source: SplitSource, val: ClipSampling, gauges: TrialGauges, requested: Requested = "auto"
+    ):
         import ray
         import ray.train
         import ray.train.torch
@@ -228,7 +230,7 @@ class TrainSession:
         self.device = ray.train.torch.get_device()
         self._train = ray_data_batches(ray.train.get_dataset_shard("train"), self.device)
         self._val = _ValidationCache(val_source, val, self.rank, self.world_size, self.device)
-        self._gauges = TrialGauges(trial_id) if self.rank == 0 else None
+        self._gauges = gauges if self.rank == 0 else None
 
     def prepare(self, module: nn.Module, *, trainable: bool) -> nn.Module:
         import ray.train.torch

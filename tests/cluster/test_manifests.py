@@ -15,7 +15,7 @@ import yaml
 
 from orchestrator.config import SweepConfig
 from search_spaces import load_space
-from training.telemetry import GAUGED
+from training.telemetry import GAUGED, TAG_KEYS
 
 CLUSTER = Path(__file__).resolve().parents[2] / "cluster"
 
@@ -118,10 +118,28 @@ def test_grafana_dashboard_has_a_per_trial_panel_for_every_gauge() -> None:
     expressions = [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
     for metric in GAUGED:
         # Ray exports a ray.util.metrics Gauge named specdistill_<metric> as ray_specdistill_<metric>.
-        assert any(f"ray_specdistill_{metric}{{" in e and "by (trial_id)" in e for e in expressions), metric
+        by_tags = "by (sweep, student, trial_id)"
+        assert any(f"ray_specdistill_{metric}{{" in e and by_tags in e for e in expressions), metric
     variables = {v["name"]: v for v in dashboard["templating"]["list"]}
     assert variables["datasource"]["type"] == "datasource" and variables["datasource"]["query"] == "prometheus"
-    assert "trial_id" in variables
+    assert set(TAG_KEYS) <= set(variables)  # pick a sweep, a student, trials
+    for tag in TAG_KEYS:
+        assert all(f'{tag}=~"${tag}"' in e for e in expressions), tag
+
+
+def test_prometheus_scrapes_what_ray_discovers_and_grafana_provisions_the_dashboard() -> None:
+    from ray._private.ray_constants import PROMETHEUS_SERVICE_DISCOVERY_FILE
+
+    prometheus = yaml.safe_load((CLUSTER / "prometheus.yml").read_text())
+    (job,) = prometheus["scrape_configs"]
+    assert job["file_sd_configs"][0]["files"] == [f"/tmp/ray/{PROMETHEUS_SERVICE_DISCOVERY_FILE}"]
+    provisioning = CLUSTER / "grafana" / "provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "specdistill.yaml").read_text())["datasources"]
+    assert source["type"] == "prometheus" and source["uid"] == "prometheus" and source["url"].endswith(":9090")
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "specdistill.yaml").read_text())["providers"]
+    # The provider loads every dashboard JSON in the folder it is pointed at: cluster/ holds exactly ours.
+    assert provider["options"]["path"] == "${SPECDISTILL_DASHBOARDS}"
+    assert [p.name for p in CLUSTER.glob("*.json")] == ["grafana-specdistill.json"]
 
 
 def _start_head(*args: str, **env: str) -> subprocess.CompletedProcess:
