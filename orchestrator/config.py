@@ -37,6 +37,23 @@ class Asha(BaseModel):
     reduction_factor: float = Field(2.0, gt=1)
 
 
+class MlflowSettings(BaseModel):
+    """Ray's ``MLflowLoggerCallback``: one MLflow run per trial, its params and every report."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tracking_uri: str = Field(description="the MLflow tracking server (http://…, databricks, sqlite:///…)")
+    experiment: str | None = Field(None, description="the MLflow experiment (default: the sweep's name)")
+
+    @model_validator(mode="after")
+    def _installed(self) -> MlflowSettings:
+        import importlib.util
+
+        if importlib.util.find_spec("mlflow") is None:
+            raise ValueError("needs MLflow, which is not installed: pip install 'specdistill[mlflow]'")
+        return self
+
+
 class TuneSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,6 +91,9 @@ class TuneSettings(BaseModel):
             "optuna.db (SQLite) in a local sweep directory and none for a sweep on a storage URI; an RDB URL "
             "(postgresql://…, mysql://…) that the driver and the dashboard both reach; or none"
         ),
+    )
+    mlflow: MlflowSettings | None = Field(
+        None, description="log every trial's params and metrics to an MLflow tracking server (off when absent)"
     )
     keep_checkpoints_by: Literal["metric", "recency"] = Field(
         "metric",

@@ -70,6 +70,11 @@ def build_tuner(config: SweepConfig, space: SearchSpace):  # -> ray.tune.Tuner
         callbacks.append(
             StudyRecorder(url, config.name, settings.metric, settings.mode, list(space.variants), space.seeds)
         )
+    if settings.mlflow is not None:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        experiment = settings.mlflow.experiment or config.name
+        callbacks.append(MLflowLoggerCallback(settings.mlflow.tracking_uri, experiment_name=experiment))
     scheduler = FIFOScheduler()
     if settings.scheduler == "asha":
         scheduler = ASHAScheduler(

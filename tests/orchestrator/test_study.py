@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
 
@@ -49,13 +50,24 @@ def test_a_study_url_that_cannot_be_opened_is_refused_before_ray(write_sweep, ca
 
 
 @pytest.mark.slow
-def test_an_optuna_sweep_is_a_study_and_the_dashboard_serves_it(ray_local, write_sweep, tmp_path) -> None:
-    outcome = run_sweep(write_sweep("studied", space=SPACE, tune={"num_samples": 2, "scheduler": "fifo"}))
+def test_an_optuna_sweep_is_a_study_logged_to_mlflow_and_the_dashboard_serves_it(
+    ray_local, write_sweep, tmp_path
+) -> None:
+    mlflow_store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tune = {"num_samples": 2, "scheduler": "fifo", "mlflow": {"tracking_uri": mlflow_store}}
+    outcome = run_sweep(write_sweep("studied", space=SPACE, tune=tune))
     assert outcome.exit_code == 0
     study = _study(tmp_path / "runs" / "studied", "studied")
     trials = study.get_trials()
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
     assert all(set(t.params) == {"overrides/optim.lr"} and sorted(t.intermediate_values) == [1, 2] for t in trials)
+
+    # tune.mlflow: one MLflow run per trial, with its searched value and every epoch's metric.
+    client = mlflow.MlflowClient(tracking_uri=mlflow_store)
+    runs = client.search_runs([client.get_experiment_by_name("studied").experiment_id])
+    assert len(runs) == 2
+    assert {r.data.params["overrides/optim.lr"] for r in runs} == {str(t.params["overrides/optim.lr"]) for t in trials}
+    assert all(len(client.get_metric_history(r.info.run_id, "val_top1")) == 2 for r in runs)
 
     # The report draws what the exported student learned against its teacher, on test clips.
     report = Path(write_report(tmp_path / "runs" / "studied"))
