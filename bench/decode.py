@@ -6,13 +6,16 @@ videos shaped like Kinetics' (10 s at 30 fps, 340×256 and 640×360, H.264 with 
 250-frame GOP, textured content in motion), TSN-sampling 8 frames per clip and resizing them to a
 short side of 256 (the crop to 224 costs nothing beside decoding):
 
-  today     ``decode_clip``: decodes from the start up to the last sampled frame
-  seek      seeks to the keyframe before each sampled frame that is further ahead than
-            ``--ahead`` frames, and decodes forward from there
-  reencoded the videos re-encoded once at a short side of 256 with a GOP of ``--gop`` frames
-            (what ingest could store), read with ``seek``
+  from start   ``decode_clip(seek_ahead=None)``: decodes from the start up to the last sampled
+               frame (what the code did before it learned to seek)
+  seek         ``decode_clip`` as shipped: seeks to the keyframe before each sampled frame more
+               than ``--ahead`` frames ahead, and decodes forward from there
+  reencoded    the videos as ``specdistill ingest`` stores them by default
+               (``codec.reencode_clip``: short side 256, a keyframe every ``--gop`` frames),
+               read with ``decode_clip`` as shipped
 
-It prints clips/s on one core for each, and the cores one GPU at 190 clips/s would need.
+It prints clips/s on one core for each, the cores one GPU at 190 clips/s would need, the bytes per
+video, and the seconds ingest spends re-encoding one video.
 
     python bench/decode.py [--videos 4] [--clips 48] [--ahead 12] [--gop 8]
 """
@@ -27,7 +30,7 @@ from collections.abc import Callable, Sequence
 import av
 import numpy as np
 
-from training.data.codec import decode_clip, resized
+from training.data.codec import decode_clip, reencode_clip
 from training.data.sampling import tsn_indices
 
 FPS, SECONDS, FRAMES_PER_CLIP, SHORT_SIDE = 30, 10, 8, 256
@@ -53,43 +56,6 @@ def make_video(width: int, height: int, *, seed: int, gop: int = 250, fps: int =
     return buffer.getvalue()
 
 
-def reencode(data: bytes, *, short_side: int, gop: int) -> bytes:
-    """``data`` at a short side of ``short_side`` with a keyframe every ``gop`` frames."""
-    buffer = io.BytesIO()
-    with av.open(io.BytesIO(data)) as source, av.open(buffer, mode="w", format="mp4") as target:
-        video = source.streams.video[0]
-        scale = short_side / min(video.width, video.height)
-        width, height = 2 * round(video.width * scale / 2), 2 * round(video.height * scale / 2)
-        stream = target.add_stream("libx264", rate=video.average_rate)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "23", "g": str(gop), "keyint_min": str(gop)}
-        for frame in source.decode(video):
-            target.mux(stream.encode(frame.reformat(width=width, height=height, format="yuv420p")))
-        target.mux(stream.encode())
-    return buffer.getvalue()
-
-
-def decode_seeking(data: bytes, indices: Sequence[int], *, short_side: int, ahead: int) -> np.ndarray:
-    """The frames at ``indices`` (sorted, distinct) like ``decode_clip``, but seeking to the keyframe
-    before any frame more than ``ahead`` frames past the last one decoded."""
-    kept: list[np.ndarray] = []
-    with av.open(io.BytesIO(data)) as container:
-        stream = container.streams.video[0]
-        stream.codec_context.thread_count = 1
-        rate = float(stream.average_rate)
-        frames, position = None, -1
-        for target in indices:
-            if frames is None or target - position > ahead:
-                container.seek(int(target / rate / stream.time_base), stream=stream, backward=True)
-                frames = container.decode(stream)
-            for frame in frames:
-                position = round(frame.time * rate)
-                if position >= target:
-                    kept.append(frame.to_ndarray(format="rgb24", threads=1, **resized(frame, short_side)))
-                    break
-    return np.stack(kept)
-
-
 def clips_per_second(videos: list[bytes], clips: int, decode: Callable[[bytes, Sequence[int]], np.ndarray]) -> float:
     rng = np.random.default_rng(0)
     started = time.perf_counter()
@@ -109,19 +75,22 @@ def main() -> None:
     print("|---|---|---:|---:|---:|")
     for width, height in SIZES:
         videos = [make_video(width, height, seed=s) for s in range(args.videos)]
-        short = [reencode(v, short_side=SHORT_SIDE, gop=args.gop) for v in videos]
+        started = time.perf_counter()
+        short = [reencode_clip(v, short_side=SHORT_SIDE, gop=args.gop)[0] for v in videos]
+        reencode_s = (time.perf_counter() - started) / len(videos)
         paths = {
-            "today": (videos, lambda d, i: decode_clip(d, i, short_side=SHORT_SIDE)),
-            "seek": (videos, lambda d, i: decode_seeking(d, i, short_side=SHORT_SIDE, ahead=args.ahead)),
+            "from start": (videos, lambda d, i: decode_clip(d, i, short_side=SHORT_SIDE, seek_ahead=None)),
+            "seek": (videos, lambda d, i: decode_clip(d, i, short_side=SHORT_SIDE, seek_ahead=args.ahead)),
             f"reencoded (GOP {args.gop})": (
                 short,
-                lambda d, i: decode_seeking(d, i, short_side=SHORT_SIDE, ahead=args.ahead),
+                lambda d, i: decode_clip(d, i, short_side=SHORT_SIDE, seek_ahead=args.ahead),
             ),
         }
         for name, (data, decode) in paths.items():
             rate = clips_per_second(data, args.clips, decode)
             size = sum(map(len, data)) / len(data) / 2**20
             print(f"| {width}×{height} | {name} | {rate:.1f} | {GPU_CLIPS_PER_S / rate:.0f} | {size:.2f} |")
+        print(f"(ingest re-encoded one {width}×{height} video in {reencode_s:.1f} s on one core)")
 
 
 if __name__ == "__main__":

@@ -217,9 +217,7 @@ class TuneSession(_OneProcess):
 class TrainSession:
     """One worker of a ``TorchTrainer`` (DDP over gloo on CPU, NCCL on GPU)."""
 
-    def __init__(
-        self, val_source: SplitSource, val: ClipSampling, gauges: TrialGauges, requested: Requested = "auto"
-    ):
+    def __init__(self, val_source: SplitSource, val: ClipSampling, gauges: TrialGauges, requested: Requested = "auto"):
         import ray
         import ray.train
         import ray.train.torch

@@ -35,7 +35,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from training import storage
-from training.data.codec import DecodeError, encode_clip, probe_clip
+from training.data.codec import DecodeError, encode_clip, probe_clip, reencode_clip
 from training.data.layouts import Candidate, Reject, read_layout
 from training.data.probe_pool import ProbeFailed, ProbeLimits, ProbePool
 from training.data.shards import DEFAULT_SHARD_BYTES, MANIFEST_NAME, ClipRecord, DatasetWriter
@@ -69,12 +69,29 @@ class IngestSummary:
 @dataclass(frozen=True)
 class Checked:
     """A candidate that decoded: its frame count, container name, and where the clip ingest encoded
-    lies (frame folders: a file in the run's spill folder, so that the clips waiting for their
-    split hold no video in memory); ``encoded`` is ``None`` for a video file, stored as it is."""
+    lies (frame folders and re-encoded videos: a file in the run's spill folder, so that the clips
+    waiting for their split hold no video in memory); ``encoded`` is ``None`` for a video file
+    stored as it is."""
 
     num_frames: int
     container: str
     encoded: Path | None = None
+
+
+@dataclass(frozen=True)
+class Reencode:
+    """How ingest re-encodes video files for training (``codec.reencode_clip``): scaled down to a
+    short side of ``short_side`` with a keyframe every ``gop`` frames. Decoding 8 frames of 224²
+    from such a clip costs a fraction of decoding them from a 10 s source with long GOPs (2.2–4.3×
+    the clips per CPU core, bench/RESULTS.md "Decoding Kinetics-shaped videos"), for about the
+    source's bytes on disk; ingest pays one decode and encode per video, once."""
+
+    short_side: int = 256
+    gop: int = 8
+
+    def __post_init__(self) -> None:
+        if self.short_side < 16 or self.gop < 1:
+            raise ValueError(f"re-encoding needs short_side >= 16 and gop >= 1, got {self}")
 
 
 def ingest(
@@ -89,6 +106,7 @@ def ingest(
     seed: int = 0,
     progress: bool = True,
     limits: ProbeLimits = ProbeLimits(),
+    reencode: Reencode | None = Reencode(),
 ) -> IngestSummary:
     """Ingest the dataset at ``source`` in layout ``fmt`` (see ``training.data.layouts``) into ``out``
     (a local directory or a storage URI).
@@ -99,7 +117,9 @@ def ingest(
     decoded in a worker process under ``limits`` (``training.data.probe_pool``), even with
     ``workers=1``, so a file that crashes or exhausts its worker costs one reject line; a video
     file over ``limits.max_clip_mb`` is rejected before it is read, an encoded frame folder once
-    encoded. Frame folders' clips wait for their split in a temporary folder, not in memory.
+    encoded. Video files are re-encoded as ``reencode`` says (``None`` stores them as they are);
+    frame folders are encoded once either way. Encoded clips wait for their split in a temporary
+    folder, not in memory.
     Raises ``ValueError`` when no clip survives, after ``rejects.jsonl`` is written, so the user
     can see why.
     """
@@ -129,7 +149,7 @@ def ingest(
         ):
             rejects.write("".join(map(_jsonl, layout.rejects)).encode())
             checked: Iterable[tuple[Candidate, Checked | Reject]] = tqdm(
-                zip(candidates, _check_all(candidates, workers, limits, Path(spill)), strict=True),
+                zip(candidates, _check_all(candidates, workers, limits, Path(spill), reencode), strict=True),
                 total=len(candidates),
                 desc="ingest",
                 unit="clip",
@@ -219,33 +239,47 @@ def _nothing_valid(source: Path, fmt: str, rejected: int, rejects_path: str) -> 
 
 
 def _check_all(
-    candidates: Sequence[Candidate], workers: int, limits: ProbeLimits, spill: Path
+    candidates: Sequence[Candidate], workers: int, limits: ProbeLimits, spill: Path, reencode: Reencode | None
 ) -> Iterator[Checked | Reject]:
     """``check_clip`` over ``candidates`` in limited worker processes (``ProbePool``), in input order."""
-    check = functools.partial(check_clip, spill=spill, max_clip_mb=limits.max_clip_mb)
+    check = functools.partial(check_clip, spill=spill, max_clip_mb=limits.max_clip_mb, reencode=reencode)
     pool = ProbePool(check, min(workers, len(candidates)), limits)
     for candidate, outcome in zip(candidates, pool.map(candidates), strict=True):
         yield Reject(candidate.source, candidate.clip_id, str(outcome)) if isinstance(outcome, ProbeFailed) else outcome
 
 
-def check_clip(candidate: Candidate, spill: Path, max_clip_mb: int = ProbeLimits.max_clip_mb) -> Checked | Reject:
-    """Decode one candidate fully: a video file is probed (``container`` is its extension), a frame
-    folder is read and encoded to H.264 MP4 into a file in ``spill``. Anything unreadable, or a clip
-    over ``max_clip_mb`` (a video file before it is read, an encoded one once encoded), becomes a
-    ``Reject`` with the reason."""
+def check_clip(
+    candidate: Candidate,
+    spill: Path,
+    max_clip_mb: int = ProbeLimits.max_clip_mb,
+    reencode: Reencode | None = None,
+) -> Checked | Reject:
+    """Decode one candidate fully: a video file is probed (``container`` is its extension) or, with
+    ``reencode``, re-encoded into a file in ``spill``; a frame folder is read and encoded to H.264
+    MP4 into ``spill``. Anything unreadable, or a clip over ``max_clip_mb`` (a video file before it
+    is read, an encoded one once encoded), becomes a ``Reject`` with the reason."""
     try:
         if candidate.frames:
             frames = read_frames(candidate.path)
-            encoded = encode_clip(frames)
-            _check_size(len(encoded), max_clip_mb, "encoded")
-            path = spill / f"{hashlib.sha256(candidate.clip_id.encode()).hexdigest()}.mp4"  # ids are unique
-            path.write_bytes(encoded)
-            return Checked(num_frames=len(frames), container="mp4", encoded=path)
+            return _spilled(candidate, encode_clip(frames), len(frames), spill, max_clip_mb)
         _check_size(candidate.path.stat().st_size, max_clip_mb, "")
+        if reencode is not None:
+            encoded, count = reencode_clip(
+                candidate.path.read_bytes(), short_side=reencode.short_side, gop=reencode.gop
+            )
+            return _spilled(candidate, encoded, count, spill, max_clip_mb)
         info = probe_clip(candidate.path.read_bytes())
     except (OSError, ValueError) as error:  # DecodeError is a ValueError; PIL and file errors are OSErrors
         return Reject(candidate.source, candidate.clip_id, str(error))
     return Checked(num_frames=info.num_frames, container=candidate.path.suffix.lower().lstrip("."))
+
+
+def _spilled(candidate: Candidate, encoded: bytes, num_frames: int, spill: Path, max_clip_mb: int) -> Checked:
+    """A clip ingest encoded, written to the spill folder to wait for its split."""
+    _check_size(len(encoded), max_clip_mb, "encoded")
+    path = spill / f"{hashlib.sha256(candidate.clip_id.encode()).hexdigest()}.mp4"  # ids are unique
+    path.write_bytes(encoded)
+    return Checked(num_frames=num_frames, container="mp4", encoded=path)
 
 
 def _check_size(size: int, max_clip_mb: int, what: str) -> None:

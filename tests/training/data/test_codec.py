@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.data.codec import DecodeError, decode_clip, encode_clip, probe_clip
+from training.data.codec import DecodeError, decode_clip, encode_clip, probe_clip, reencode_clip
 from training.data.embedded import render_clip
 
 
@@ -77,3 +77,59 @@ def test_encode_rejects_wrong_dtype_and_shape() -> None:
         encode_clip(np.zeros((4, 8, 8, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="T×H×W×3"):
         encode_clip(np.zeros((4, 8, 8), dtype=np.uint8))
+
+
+def _long_video(gop: int, frames: int = 90, fps: int = 30) -> bytes:
+    """A texture panning across 96×64 frames (every frame different), H.264 with B-frames and a
+    keyframe every ``gop`` frames: what a seek has to land in exactly."""
+    import io
+
+    import av
+
+    rng = np.random.default_rng(gop)
+    texture = rng.integers(0, 256, (64 + frames, 96 + frames, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        stream.options = {"preset": "veryfast", "qp": "20", "g": str(gop), "bf": "2"}
+        for k in range(frames):
+            image = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[k : k + 64, k : k + 96]), "rgb24")
+            container.mux(stream.encode(image))
+        container.mux(stream.encode())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("gop", [250, 8])
+def test_seeking_gives_exactly_the_frames_decoding_from_the_start_gives(gop: int, rng) -> None:
+    data = _long_video(gop)
+    for _ in range(6):
+        indices = sorted(rng.choice(90, size=6, replace=False).tolist())
+        seeking = decode_clip(data, indices, short_side=32)
+        plain = decode_clip(data, indices, short_side=32, seek_ahead=None)
+        np.testing.assert_array_equal(seeking, plain)
+    with pytest.raises(DecodeError, match="clip has 90 decodable frames, index 120 requested"):
+        decode_clip(data, [5, 120])
+
+
+def test_reencoding_scales_down_keeps_every_frame_and_puts_a_keyframe_every_gop() -> None:
+    import io
+
+    import av
+
+    source = _long_video(250)
+    data, count = reencode_clip(source, short_side=32, gop=8)
+    assert count == 90 and probe_clip(data).num_frames == 90
+    info = probe_clip(data)
+    assert (info.height, info.width) == (32, 48)  # 64×96 scaled to a short side of 32
+    with av.open(io.BytesIO(data)) as container:
+        keyframes = [i for i, p in enumerate(p for p in container.demux(video=0) if p.size) if p.is_keyframe]
+    assert keyframes == list(range(0, 90, 8))
+    original = decode_clip(source, [44, 45, 46], short_side=32).astype(int)
+    (again,) = decode_clip(data, [45]).astype(int)
+    distances = [np.abs(again - frame).mean() for frame in original]
+    assert distances[1] < min(distances[0], distances[2]), distances  # frame 45 is still frame 45
+    assert reencode_clip(source, short_side=256, gop=8)[0] != source  # never scaled up, still re-encoded
+    assert probe_clip(reencode_clip(source, short_side=256, gop=8)[0]).height == 64
+    with pytest.raises(DecodeError):
+        reencode_clip(b"not a video at all", short_side=32, gop=8)

@@ -13,7 +13,7 @@ from PIL import Image
 
 from training.data.codec import decode_clip, encode_clip, probe_clip
 from training.data.embedded import render_clip
-from training.data.ingest import ingest
+from training.data.ingest import Reencode, ingest
 from training.data.shards import load_manifest
 
 NUM_FRAMES, SIZE = 4, 32
@@ -85,6 +85,21 @@ def run(source: Path, out: Path, fmt: str, **options):
     return ingest(source, out, fmt, workers=1, progress=False, **options)
 
 
+def test_video_files_are_reencoded_for_training_by_default(tmp_path):
+    source = tmp_path / "src"
+    for label, name in enumerate(["jump", "run"]):
+        for extension in ["mp4", "avi", "webm"]:
+            write(source / name / f"{name}_{extension}.{extension}", video(label, extension))
+    summary = run(source, tmp_path / "out", "folder", reencode=Reencode(short_side=16, gop=4))
+    assert summary.rejected == 0
+    for row in read_rows(tmp_path / "out").values():
+        info = probe_clip(row["video"])
+        assert row["container"] == "mp4" and row["num_frames"] == info.num_frames == NUM_FRAMES
+        assert min(info.height, info.width) == 16
+    with pytest.raises(ValueError, match="short_side >= 16"):
+        Reencode(short_side=8)
+
+
 def test_folder_tree_is_ingested_with_every_container_kept_as_is(tmp_path):
     source = tmp_path / "src"
     files = {}
@@ -95,7 +110,7 @@ def test_folder_tree_is_ingested_with_every_container_kept_as_is(tmp_path):
             )
     files["wave/nested/loud_MP4"] = write(source / "wave" / "nested" / "loud_MP4.MP4", video(2))
 
-    summary = run(source, tmp_path / "out", "folder")
+    summary = run(source, tmp_path / "out", "folder", reencode=None)
 
     rows = read_rows(tmp_path / "out")
     assert load_manifest(tmp_path / "out").classes == ["jump", "run", "wave"]
@@ -358,9 +373,9 @@ def test_ssv2_layout_is_ingested_with_classes_from_the_templates(tmp_path):
     rows = read_rows(tmp_path / "out")
     assert load_manifest(tmp_path / "out").classes == SSV2_CLASSES
     assert {k: (r["split"], r["label"], r["label_name"], r["container"]) for k, r in rows.items()} == {
-        "101": ("train", 0, SSV2_CLASSES[0], "webm"),
-        "102": ("train", 1, SSV2_CLASSES[1], "webm"),
-        "201": ("test", 1, SSV2_CLASSES[1], "webm"),
+        "101": ("train", 0, SSV2_CLASSES[0], "mp4"),  # re-encoded for training (the default)
+        "102": ("train", 1, SSV2_CLASSES[1], "mp4"),
+        "201": ("test", 1, SSV2_CLASSES[1], "mp4"),
     }
     assert summary.rejected == 0
 
