@@ -35,8 +35,9 @@ def importances(rows: Sequence[TrialRow], columns: Sequence[str], mode: Mode) ->
         values = [r.searched.get(column) for r in scored]
         if all(is_number(v) for v in values):
             low, high = min(values), max(values)
-            if low < high:
-                distributions[column] = FloatDistribution(float(low), float(high))
+            if low < high:  # on a log scale where the space spans decades, as learning rates and weights do
+                log = low > 0 and high > 10 * low
+                distributions[column] = FloatDistribution(float(low), float(high), log=log)
         elif len({repr(v) for v in values}) > 1:
             distributions[column] = CategoricalDistribution(sorted({_choice(v) for v in values}, key=str))
     if not distributions:

@@ -166,14 +166,20 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
     from orchestrator.overrides import parse_overrides
     from orchestrator.teachers import train_teachers
 
-    config = load_teacher_config(args.config, parse_overrides(args.overrides))
+    overrides = parse_overrides(args.overrides)
+    if args.resume and (args.dry_run or set(overrides) - set(LOCATING)):
+        raise ValueError(
+            "--resume continues the teachers with the config they started with: no --dry-run, and --set only "
+            f"for {' and '.join(LOCATING)} (which say where the sweep is)"
+        )
+    config = load_teacher_config(args.config, overrides)
     if args.dry_run:
         print(_plan(config, None, members=args.ensemble))
         return 0
     models = [m for m in (args.models or "").split(",") if m]
     again = [args.config, "--export", args.export, "--ensemble", str(args.ensemble)]
     again += ["--models", args.models] if args.models else []
-    again += [part for item in args.overrides for part in ("--set", item)]
+    again += [part for item in args.overrides if item.split("=")[0] in LOCATING for part in ("--set", item)]
     outcome, exported = train_teachers(
         config,
         args.export,
@@ -305,19 +311,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
-    from orchestrator.config import SweepConfig
-    from orchestrator.study import open_storage, study_url
-    from orchestrator.sweep import read_sweep_record
+    from orchestrator.study import open_storage, recorded_study_url
 
-    config = SweepConfig.model_validate(read_sweep_record(args.sweep_dir)["config"])
-    url = study_url(config)
-    if url is None:
-        raise ValueError(
-            f"{args.sweep_dir} keeps no Optuna study (tune.study_storage is {config.tune.study_storage!r} and the "
-            "sweep is not in a local directory): give tune.study_storage an RDB URL that this machine can reach"
-        )
+    url = recorded_study_url(args.sweep_dir)
     print(
-        f"optuna-dashboard for sweep {config.name} on http://{args.host}:{args.port} (Ctrl-C stops it). "
+        f"optuna-dashboard for {args.sweep_dir} on http://{args.host}:{args.port} (Ctrl-C stops it). "
         f"From another machine: ssh -L {args.port}:127.0.0.1:{args.port} THIS_HOST, then open that address.",
         flush=True,
     )
@@ -332,6 +330,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+LOCATING = ("name", "storage_path")  # the --set fields a resumed teacher sweep takes: where it is
 TUNE_HELP = "the selection split (tune) every sweep decision reads: this fraction of each class's training clips"
 TEST_HELP = "the test split, for reported figures only: this fraction of each class's clips"
 ADDRESS_HELP = (
@@ -583,10 +582,12 @@ def build_parser() -> argparse.ArgumentParser:
         "dashboard",
         help="open a sweep's Optuna study in optuna-dashboard (history, importance, parallel coordinates)",
         description="Serve optuna-dashboard on the sweep's study, live while the sweep runs. It listens on "
-        "127.0.0.1 only: reach it from elsewhere through an SSH tunnel (ssh -L 8080:127.0.0.1:8080 HEAD).",
+        "127.0.0.1 only: reach it from elsewhere through an SSH tunnel (ssh -L 8081:127.0.0.1:8081 HEAD).",
     )
     dashboard.add_argument("sweep_dir", type=str, help="the sweep's directory")
-    dashboard.add_argument("--port", type=int, default=8080, help="the port to listen on")
+    dashboard.add_argument(
+        "--port", type=int, default=8081, help="the port to listen on (8080 is Ray's metrics port on the cluster files)"
+    )
     dashboard.add_argument(
         "--host",
         default="127.0.0.1",

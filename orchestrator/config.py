@@ -45,13 +45,12 @@ class MlflowSettings(BaseModel):
     tracking_uri: str = Field(description="the MLflow tracking server (http://…, databricks, sqlite:///…)")
     experiment: str | None = Field(None, description="the MLflow experiment (default: the sweep's name)")
 
-    @model_validator(mode="after")
-    def _installed(self) -> MlflowSettings:
+    def check_installed(self) -> None:
+        """Refuse before Ray starts (not when a recorded sweep is read back, e.g. by ``report``)."""
         import importlib.util
 
         if importlib.util.find_spec("mlflow") is None:
-            raise ValueError("needs MLflow, which is not installed: pip install 'specdistill[mlflow]'")
-        return self
+            raise ValueError("tune.mlflow needs MLflow, which is not installed: pip install 'specdistill[mlflow]'")
 
 
 class TuneSettings(BaseModel):
@@ -170,9 +169,11 @@ def load_sweep_config(
         preflight.check(config.train)
         search_space.check_against(config.train, preflight.check)
         if config.tune.study_storage not in ("auto", "none"):
-            from orchestrator.study import open_storage  # Optuna and SQLAlchemy: only for a database URL
+            from orchestrator.study import check_url  # SQLAlchemy: only for a database URL
 
-            open_storage(config.tune.study_storage)
+            check_url(config.tune.study_storage)
+        if config.tune.mlflow is not None:
+            config.tune.mlflow.check_installed()
     except (FileNotFoundError, ValueError) as error:
         raise ValueError(f"{path}: {error}") from None
     return config, search_space
@@ -218,4 +219,8 @@ def _read_config(path: Path, overrides: dict[str, Any] | None = None) -> SweepCo
         raise ValueError(f"{source}: {describe_errors(error)}") from None
     base = path.parent.resolve()
     where = storage.resolve(config.storage_path, base)
-    return config.model_copy(update={"train": config.train.resolved(base), "storage_path": where})
+    tune = config.tune
+    if tune.study_storage.startswith("sqlite:///") and not tune.study_storage.startswith("sqlite:////"):
+        database = storage.resolve(tune.study_storage.removeprefix("sqlite:///"), base)  # like every path here
+        tune = tune.model_copy(update={"study_storage": f"sqlite:///{database}"})
+    return config.model_copy(update={"train": config.train.resolved(base), "storage_path": where, "tune": tune})

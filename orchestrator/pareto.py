@@ -23,9 +23,15 @@ class Budget:
     max_latency_ms: float | None = None
     max_gflops: float | None = None
 
+    def __post_init__(self) -> None:
+        for name, limit in (("--max-latency-ms", self.max_latency_ms), ("--max-gflops", self.max_gflops)):
+            if limit is not None and not limit > 0:
+                raise ValueError(f"{name} must be a positive number, got {limit:g}")
+
     @property
     def limits(self) -> dict[str, float]:
-        return {key: limit for key, limit in ((LATENCY, self.max_latency_ms), (GFLOPS, self.max_gflops)) if limit}
+        pairs = ((LATENCY, self.max_latency_ms), (GFLOPS, self.max_gflops))
+        return {key: limit for key, limit in pairs if limit is not None}
 
     def __str__(self) -> str:
         return ", ".join(f"{key} ≤ {limit:g}" for key, limit in self.limits.items()) or "no budget"

@@ -141,7 +141,7 @@ def what_was_learned(sweep_dir: str, metric: str, mode: str, out: str) -> tuple[
     teacher, itself untrained and the sweep's best CE-only student (if it has one), on up to
     ``CLIPS`` test clips. Returns the report's ``(title, png)`` images and notes saying what could
     not be drawn (a teacher sweep, or teachers and data that did not travel with a copied sweep)."""
-    from orchestrator.selection import rank_trials, trial_model
+    from orchestrator.selection import best_repeat, rank_trials, trial_model
     from training.checkpoint import exported_members, load_exported
     from training.models import create_model
     from training.models.pretrained import load_initial_weights
@@ -154,10 +154,12 @@ def what_was_learned(sweep_dir: str, metric: str, mode: str, out: str) -> tuple[
     config = best.record.spec.train_config()
     if config.stage != "distill":
         return [], []
+    ce_only = next((t for t in ranked if set(t.record.spec.train_config().objective.active_weights()) == {"ce"}), None)
     try:
-        student, card = trial_model(best)
+        student, card = trial_model(best, best_repeat(best, metric, mode))  # the run `best` exports
         teacher, _ = load_exported(exported_members(config.teachers[0])[0])
         clips = _test_clips(config)
+        reference = trial_model(ce_only, best_repeat(ce_only, metric, mode))[0] if ce_only is not None else None
     except (FileNotFoundError, ValueError) as error:
         return [], [f"what the student learned is not drawn: {error}"]
     seed = int(card.config.get("seed", config.seed))
@@ -168,9 +170,8 @@ def what_was_learned(sweep_dir: str, metric: str, mode: str, out: str) -> tuple[
     if config.init is not None:
         load_initial_weights(untrained, config.init)
     models = {"teacher": teacher, "distilled student": student, "untrained student": untrained}
-    ce_only = next((t for t in ranked if set(t.record.spec.train_config().objective.active_weights()) == {"ce"}), None)
-    if ce_only is not None:
-        models["CE-only student"] = trial_model(ce_only)[0]
+    if reference is not None:
+        models["CE-only student"] = reference
     drawn = draw_models(models, config, clips)
     images = []
     if plot_spectra(drawn, config.objective.taps, out):

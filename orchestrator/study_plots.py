@@ -41,7 +41,7 @@ def plot_history(rows: Sequence[TrialRow], metric: str, mode: Mode, baseline: fl
     """Each trial's best ``metric`` in the order the trials were created, the best so far as a
     step line, and the CE-only baseline (where the sweep has one) as a dashed line: did the search
     keep finding better settings, and did distillation beat training alone?"""
-    scored = sorted((r for r in rows if r.best is not None), key=lambda r: r.record.trial_id)
+    scored = sorted((r for r in rows if r.best is not None), key=_started)
     if len(scored) < 2:
         return False
     values = np.array([r.best for r in scored])
@@ -62,6 +62,15 @@ def plot_history(rows: Sequence[TrialRow], metric: str, mode: Mode, baseline: fl
     ax.legend(fontsize=8, loc="lower right" if mode == "max" else "upper right")
     save_figure(figure, storage.join(out, HISTORY_PNG))
     return True
+
+
+def _started(row: TrialRow) -> tuple[float, str]:
+    """When a trial started (its first report's time less the time it had trained), trial id
+    second: a searcher's trial ids are random, so only times give the order the sweep ran them in."""
+    first = row.record.results[0] if row.record.results else {}
+    stamp, elapsed = first.get("timestamp"), first.get("time_total_s", 0.0)
+    started = float(stamp) - float(elapsed) if is_number(stamp) and is_number(elapsed) else float("inf")
+    return started, row.record.trial_id
 
 
 def plot_parallel(rows: Sequence[TrialRow], columns: Sequence[str], metric: str, mode: Mode, out: str) -> bool:

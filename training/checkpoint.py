@@ -30,7 +30,7 @@ from training import storage
 from training.data.normalise import MEAN, STD
 from training.models import VideoClassifier, create_model
 from training.models.describe import cost
-from training.portable import export_portable
+from training.portable import ONNX_NAME, PROGRAM_NAME, export_portable
 
 STATE_NAME = "state.pt"
 CONFIG_NAME = "config.json"
@@ -128,9 +128,17 @@ def export_model(
     written too, once each reproduces the model on them (:mod:`training.portable`); if one does not,
     the weights and card are still written and the error raised."""
     directory = str(directory)
+    for stale in (ONNX_NAME, PROGRAM_NAME):  # an earlier export's conversions must not outlive its weights
+        storage.remove(storage.join(directory, stale))
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     storage.write_bytes(storage.join(directory, WEIGHTS_NAME), save_safetensors(state, metadata={"model": card.model}))
-    card = replace(card, cost=card.cost or model_cost(model, card.size), package_version=_package_version())
+    card = replace(
+        card,
+        cost=card.cost or model_cost(model, card.size),
+        files={},
+        package_version=_package_version(),
+        format=EXPORT_FORMAT,
+    )
     try:
         if check_clips is not None:
             card = replace(card, files=export_portable(directory, model, check_clips))

@@ -94,3 +94,10 @@ def test_every_default_is_shown_in_help() -> None:
                 assert action.help, f"{name} {action.option_strings[0]} has no help"
                 wrapped = " ".join(text.split())
                 assert f"default: {action.default}" in wrapped, f"{name} {action.option_strings[0]}"
+
+
+def test_a_resumed_teacher_sweep_takes_only_the_set_fields_that_locate_it(capsys) -> None:
+    command = ["train-teacher", "teacher.yaml", "--export", "t", "--resume"]
+    assert main([*command, "--set", "train.optim.lr=1"]) == 2
+    assert "--set only for name and storage_path" in capsys.readouterr().err
+    assert main([*command, "--dry-run"]) == 2

@@ -82,3 +82,5 @@ def test_best_lists_the_front_and_exports_the_most_accurate_student_within_the_b
     assert main(["best", str(sweep), "--max-gflops", "0.1"]) == 0 and "0 trials" in capsys.readouterr().out
     assert main(["best", str(sweep), "--max-gflops", "0.1", "--export", str(tmp_path / "x"), "--no-portable"]) == 2
     assert "no trial is within the budget (gflops_per_clip ≤ 0.1)" in capsys.readouterr().err
+    assert main(["best", str(sweep), "--max-latency-ms", "0"]) == 2  # not "no budget"
+    assert "--max-latency-ms must be a positive number, got 0" in capsys.readouterr().err

@@ -8,12 +8,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from orchestrator.cli import main
 from orchestrator.evaluation import model_probabilities
 from orchestrator.prediction import predict_files
-from training.checkpoint import write_ensemble
+from training.checkpoint import export_model, load_exported, write_ensemble
 from training.data.shards import load_manifest
+from training.models import create_model
 
 
 def _test_videos(data: Path, directory: Path) -> list[Path]:
@@ -44,14 +46,19 @@ def test_a_file_scores_as_its_clip_does_in_evaluate(motion_shards, exported_teac
 
 
 def test_an_ensemble_averages_its_members(motion_shards, exported_teacher, tmp_path) -> None:
-    data, _ = motion_shards
+    data, manifest = motion_shards
     (video,) = _test_videos(data, tmp_path)[:1]
-    members = [str(shutil.copytree(exported_teacher, tmp_path / "pair" / name)) for name in ("a", "b")]
-    ensemble = write_ensemble(tmp_path / "pair", members, {})
-    (alone,), _ = predict_files(exported_teacher, [video])
-    (pair,), _ = predict_files(ensemble, [video])
-    assert [name for name, _ in pair.top] == [name for name, _ in alone.top]
-    np.testing.assert_allclose([p for _, p in pair.top], [p for _, p in alone.top], atol=1e-6)
+    first = shutil.copytree(exported_teacher, tmp_path / "pair" / "a")
+    _, card = load_exported(exported_teacher)
+    torch.manual_seed(7)
+    other = create_model(card.model, num_classes=len(card.classes), num_frames=card.num_frames)  # other weights
+    second = export_model(tmp_path / "pair" / "b", other, card)
+    ensemble = write_ensemble(tmp_path / "pair", [str(first), second], {})
+    expected = np.mean([model_probabilities(member, data, split="test").probs[0] for member in (first, second)], axis=0)
+    (pair,), _ = predict_files(ensemble, [video], top=len(manifest.classes))
+    assert dict(pair.top) == pytest.approx(dict(zip(manifest.classes, expected.tolist(), strict=True)), abs=1e-5)
+    (alone,), _ = predict_files(first, [video], top=len(manifest.classes))
+    assert dict(alone.top) != pytest.approx(dict(pair.top), abs=1e-4)  # the second member counts
 
 
 def test_unreadable_files_cost_only_themselves(motion_shards, exported_teacher, tmp_path, capsys) -> None:

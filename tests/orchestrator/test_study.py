@@ -19,7 +19,7 @@ from orchestrator.cli import main
 from orchestrator.config import load_sweep_config
 from orchestrator.report import write_report
 from orchestrator.spectra import KERNELS_PNG, SPECTRA_PNG
-from orchestrator.study import STUDY_FILE, study_url
+from orchestrator.study import STUDY_FILE, recorded_study_url, study_url
 from orchestrator.study_plots import HISTORY_PNG
 from orchestrator.sweep import run_sweep
 
@@ -46,7 +46,27 @@ def test_where_the_study_lives(write_sweep, tmp_path) -> None:
 
 def test_a_study_url_that_cannot_be_opened_is_refused_before_ray(write_sweep, capsys) -> None:
     assert main(["sweep", str(write_sweep(tune={"study_storage": "nosuchdb://x"})), "--dry-run"]) == 2
-    assert "tune.study_storage nosuchdb://x: cannot open" in capsys.readouterr().err
+    assert "tune.study_storage nosuchdb://x: not a database URL this machine can open" in capsys.readouterr().err
+    assert not list(Path.cwd().glob("*.db"))  # a dry run creates no database
+
+
+def test_the_dashboard_opens_the_study_in_the_directory_it_is_given(tmp_path) -> None:
+    def sweep(name: str, setting: str, database: bool) -> Path:
+        directory = tmp_path / name
+        directory.mkdir()
+        record = {"config": {"storage_path": "/elsewhere/runs", "tune": {"study_storage": setting}}}
+        (directory / "specdistill-sweep.json").write_text(json.dumps(record))
+        if database:
+            optuna.create_study(storage=f"sqlite:///{directory / STUDY_FILE}", study_name=name)
+        return directory
+
+    moved = sweep("moved", "auto", database=True)  # recorded elsewhere, copied here
+    assert recorded_study_url(moved) == f"sqlite:///{moved / STUDY_FILE}"
+    with pytest.raises(FileNotFoundError, match="the sweep ran before sweeps kept their Optuna study"):
+        recorded_study_url(sweep("older", "auto", database=False))
+    with pytest.raises(ValueError, match=r"it ran with tune\.study_storage: none"):
+        recorded_study_url(sweep("none", "none", database=False))
+    assert recorded_study_url(sweep("rdb", "postgresql://db/sweeps", database=False)) == "postgresql://db/sweeps"
 
 
 @pytest.mark.slow
