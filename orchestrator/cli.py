@@ -559,7 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="top-1/top-5, per-class accuracy and confusion matrix")
     evaluate.add_argument("checkpoint", type=str, help="an exported model or ensemble directory")
     evaluate.add_argument("--data", type=str, required=True, help="shard directory (with dataset.json)")
-    evaluate.add_argument("--split", default=TEST, help="the split to score (default: the test split)")
+    evaluate.add_argument("--split", default=TEST, help="the split to score (test: no sweep decision read it)")
     evaluate.add_argument("--clips", type=int, default=1, help="views per video, probabilities averaged")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
@@ -574,7 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric", default="val_top1", help="the reported metric trials are ranked by (read on the selection split)"
     )
     ensemble.add_argument("--mode", default="max", choices=["max", "min"], help="whether a larger metric is better")
-    ensemble.add_argument("--split", default=TEST, help="the split to score (default: the test split)")
+    ensemble.add_argument("--split", default=TEST, help="the split to score (test: no sweep decision read it)")
     ensemble.add_argument("--clips", type=int, default=1, help="views per video, probabilities averaged")
     ensemble.set_defaults(handler=_cmd_ensemble)
 
