@@ -144,7 +144,7 @@ def run_training(config: dict[str, Any], session: Session, *, repeats: int = 1) 
     stream = session.train_batches(cfg.optim.batch_size, runs[0].epoch * runs[0].steps * repeats)
     # What the trained model costs to run, on this trial's device (fp32, eval mode), beside its
     # accuracy in every report: what `best --pareto` and the latency/FLOPs budgets select on.
-    figures = cost(runs[0].distiller.student, size=cfg.data.size, batch=cfg.optim.batch_size)
+    figures = cost(runs[0].distiller.student, size=cfg.data.size, batch=min(cfg.optim.batch_size, 16))
     try:
         while runs[0].epoch < cfg.optim.epochs:
             metrics = combined([run.train_epoch(stream) for run in runs]) | figures

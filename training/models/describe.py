@@ -52,9 +52,10 @@ class Latency:
     batch: int
 
 
-def measure_latency(model: VideoClassifier, *, height: int, width: int, batch: int = 16, repeats: int = 5) -> Latency:
+def measure_latency(model: VideoClassifier, *, height: int, width: int, batch: int = 16, repeats: int = 3) -> Latency:
     """Median wall time of ``repeats`` eval-mode forwards at batch 1 and at ``batch``, after one
     warm-up of each (first calls pay for allocation and kernel selection, which a server pays once).
+    Few repeats: a ResNet-50 at 8×224² and batch 16 takes seconds a forward on a CPU.
     On CUDA each timing waits for the device, so it measures work, not its launch."""
     device = next(model.parameters()).device
     was_training = model.training
