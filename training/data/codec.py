@@ -9,9 +9,11 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
+from av.video.frame import PictureType
 
 
 class DecodeError(ValueError):
@@ -196,7 +198,8 @@ def reencode_clip(
             raise DecodeError("the video stream has no frame size")
         scale = min(1.0, short_side / min(width, height))
         width, height = max(2, 2 * round(width * scale / 2)), max(2, 2 * round(height * scale / 2))
-        stream = target.add_stream("libx264", rate=video.average_rate or 25)
+        rate = video.average_rate or Fraction(25)
+        stream = target.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         # sc_threshold 0: no extra keyframes at scene cuts, so every GOP has the same length.
         stream.options = {"qp": str(qp), "preset": preset, "g": str(gop), "keyint_min": str(gop), "sc_threshold": "0"}
@@ -204,7 +207,8 @@ def reencode_clip(
         try:
             for frame in source.decode(video):
                 scaled = frame.reformat(width=width, height=height, format="yuv420p")
-                scaled.pts = None  # numbered afresh at the constant rate
+                scaled.pts, scaled.time_base = count, 1 / rate  # numbered afresh at the constant rate
+                scaled.pict_type = PictureType.NONE  # the source's keyframes are not the new GOP's
                 target.mux(stream.encode(scaled))
                 count += 1
         except av.FFmpegError as error:
