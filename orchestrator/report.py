@@ -358,7 +358,8 @@ class _Page:
 
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-    "table{border-collapse:collapse;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "table{border-collapse:collapse;font-size:.9em;display:block;overflow-x:auto;max-width:100%}"
+    "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
     "th{background:#f2f2f2}td:nth-child(2),td:nth-child(3){text-align:left}"
     "tr.stopped-early,tr.error,tr.no-result{color:#777}tr.error td:nth-child(3){color:#b00}"
     "code{background:#f2f2f2;padding:0 .2em}img{max-width:100%;border:1px solid #ddd;margin:.5em 0}"

@@ -180,7 +180,7 @@ def what_was_learned(sweep_dir: str, metric: str, mode: str, out: str) -> tuple[
         )
     if plot_kernels(drawn, config.objective.parameter_stages, out):
         images.append(("What the student learned: kernel-frequency distributions (the parameter term)", KERNELS_PNG))
-    return images, [f"spectra and kernels drawn for trial {best.record.trial_id} (seed {seed}), as `best` exports it"]
+    return images, [f"spectra and kernels drawn for trial {best.record.trial_id} (seed {seed}), the run best exports"]
 
 
 CLIPS = 32
