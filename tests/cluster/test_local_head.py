@@ -240,7 +240,7 @@ def _write_job(job_dir: Path, out: Path) -> None:
         f"specdistill synth {q(str(out / 'data'))} --clips-per-class 4 --frames 8 --size 32 --workers 1\n"
         f"specdistill train-teacher teacher.yaml --export {q(str(out / 'teacher'))}\n"
         "specdistill sweep distill.yaml\n"
-        f"specdistill best {q(str(out / 'runs' / SWEEP_NAME))} --export {q(str(out / 'best'))}\n"
+        f"specdistill best {q(str(out / 'runs' / SWEEP_NAME))} --export {q(str(out / 'best'))} --no-portable\n"
     )
 
 
