@@ -189,17 +189,12 @@ CLIPS = 32
 def _test_clips(config: TrainConfig) -> torch.Tensor:
     """Up to ``CLIPS`` clips of the test split, prepared as evaluation prepares them."""
     from training.data.shards import load_manifest
-    from training.data.stream import ClipSampling, iterate_clips
+    from training.data.stream import ClipSampling, take_clips
 
     data = config.data
     source = load_manifest(data.path).split(data.path, data.test_split)
     sampling = ClipSampling(num_frames=data.num_frames, size=data.size, train=False)
-    batches, count = [], 0
-    for batch in iterate_clips(source.paths, sampling, batch_size=8, rows=source.rows):
-        batches.append(batch.clips)
-        count += len(batch.clips)
-        if count >= CLIPS:
-            break
-    if not count:
+    clips = take_clips(source.paths, sampling, CLIPS, source.rows)
+    if clips is None:
         raise ValueError(f"{storage.display(data.path)}: split {data.test_split!r} has no decodable clip")
-    return torch.cat(batches)[:CLIPS]
+    return clips

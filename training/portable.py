@@ -49,15 +49,14 @@ def reference_clips(data_dir: str | Path, *, num_frames: int, size: int, count: 
     """``count`` clips of a dataset, prepared as evaluation prepares them, to check conversions on:
     from the selection split (the training split of a dataset without one), never the test split,
     whose shards nothing but reporting may need."""
-    from training.data.stream import ClipSampling, iterate_clips  # Ray Data: only when clips are read
+    from training.data.stream import ClipSampling, take_clips  # Ray Data: only when clips are read
 
     manifest = load_manifest(data_dir)
     split = TUNE if TUNE in manifest.splits else TRAIN
     source = manifest.split(data_dir, split)
-    sampling = ClipSampling(num_frames=num_frames, size=size, train=False)
-    for batch in iterate_clips(source.paths, sampling, batch_size=count, rows=source.rows):
-        if len(batch.labels):
-            return batch.clips
+    clips = take_clips(source.paths, ClipSampling(num_frames=num_frames, size=size, train=False), count, source.rows)
+    if clips is not None:
+        return clips
     raise ValueError(f"{storage.display(data_dir)}: split {split!r} has no decodable clip to check an export on")
 
 

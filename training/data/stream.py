@@ -262,6 +262,21 @@ def iterate_clips(
             yield collate(decode_batch(columns, sampling, offsets))
 
 
+def take_clips(
+    paths: Sequence[str], sampling: ClipSampling, count: int, rows: RowFilter | None = None
+) -> Tensor | None:
+    """The first ``count`` decodable clips of a split's shards in stored order, prepared as
+    ``sampling`` says, without decoding further: what checks and drawings of a model run on.
+    None when the split has no decodable clip."""
+    batches, taken = [], 0
+    for batch in iterate_clips(paths, sampling, batch_size=count, rows=rows):
+        batches.append(batch.clips)
+        taken += len(batch.clips)
+        if taken >= count:
+            break
+    return torch.cat(batches)[:count] if taken else None
+
+
 def _encoded_batches(
     paths: Sequence[str],
     batch_size: int,
