@@ -16,6 +16,7 @@ first (warm-up). Prints the ratio (b)/(a) (goal: ≥ 0.9) and the peak resident 
 the process that trained in each case (for (b), the Train worker: the memory a trial needs).
 
     python bench/throughput.py [--epochs 4] [--steps 25] [--batch-size 16] [--cpus 2]
+    python bench/throughput.py --device cuda --teacher tsm_resnet50 --size 224 --batch-size 32   # one GPU
 """
 
 from __future__ import annotations
@@ -40,27 +41,28 @@ from training.data.stream import COLUMNS, ClipCollate, decode_batch
 from training.distiller import Distiller
 from training.loop import samplings
 from training.models import create_model
+from training.precision import Precision
 
-NUM_FRAMES, SIZE = 8, 32
+NUM_FRAMES = 8
 
 
 def prepare(root: Path, clips_per_class: int, args: argparse.Namespace) -> dict:
     """Dataset, an exported (untrained: speed does not depend on the weights) teacher, and the config."""
-    data = write_embedded_dataset(
-        root / "data", SynthSpec(clips_per_class=clips_per_class, num_frames=NUM_FRAMES, size=SIZE), workers=2
-    )
+    spec = SynthSpec(clips_per_class=clips_per_class, num_frames=NUM_FRAMES, size=args.size)
+    data = write_embedded_dataset(root / "data", spec, workers=os.cpu_count() or 1)
     classes = load_manifest(data).classes
-    teacher = create_model("tsm_resnet18", num_classes=len(classes), num_frames=NUM_FRAMES)
+    teacher = create_model(args.teacher, num_classes=len(classes), num_frames=NUM_FRAMES)
     export_model(
         root / "teacher",
         teacher,
-        ModelCard(model="tsm_resnet18", model_kwargs={}, classes=classes, num_frames=NUM_FRAMES, size=SIZE),
+        ModelCard(model=args.teacher, model_kwargs={}, classes=classes, num_frames=NUM_FRAMES, size=args.size),
     )
     config = TrainConfig.model_validate(
         {
             "stage": "distill",
-            "data": {"path": str(data), "num_frames": NUM_FRAMES, "size": SIZE, "min_scale": 1.0},
-            "model": "tsm_mobilenet_v2",
+            "device": args.device,
+            "data": {"path": str(data), "num_frames": NUM_FRAMES, "size": args.size, "min_scale": 1.0},
+            "model": args.student,
             "teachers": [str(root / "teacher")],
             "optim": {"epochs": args.epochs, "batch_size": args.batch_size, "max_steps_per_epoch": args.steps},
         }
@@ -82,11 +84,16 @@ def plain_loop(config: TrainConfig, clips: dict[str, np.ndarray]) -> list[float]
     optim = config.optim
     steps, batch_size = optim.max_steps_per_epoch, optim.batch_size
     classes = load_manifest(config.data.path).classes
-    distiller = Distiller.from_config(config, classes, total_steps=steps * optim.epochs)
-    collate = ClipCollate()
+    device = torch.device(config.device)
+    distiller = Distiller.from_config(
+        config, classes, total_steps=steps * optim.epochs, precision=Precision.for_device(device)
+    )
+    collate = ClipCollate(device)
     rates = []
     for _ in range(config.optim.epochs):
-        order = np.random.permutation(len(clips["label"]))
+        # Whole batches on every step, as the Ray loader gives them, however few the clips.
+        count = len(clips["label"])
+        order = np.concatenate([np.random.permutation(count) for _ in range(-(-steps * batch_size // count))])
         started = time.perf_counter()
         for step in range(steps):
             rows = order[step * batch_size : (step + 1) * batch_size]
@@ -97,7 +104,8 @@ def plain_loop(config: TrainConfig, clips: dict[str, np.ndarray]) -> list[float]
 
 
 def ray_train_loop(config: dict, clips: dict[str, np.ndarray], cpus: int, storage: Path) -> tuple[list[float], float]:
-    """(b): the loop's reported clips/s per epoch and the Train worker's peak RSS in MiB."""
+    """(b): the loop's reported clips/s per epoch and the Train worker's peak RSS in MiB (with
+    ``device: cuda`` in ``config``, the worker holds one GPU)."""
     import ray
     import ray.data
     import ray.train
@@ -107,14 +115,17 @@ def ray_train_loop(config: dict, clips: dict[str, np.ndarray], cpus: int, storag
 
     # One logical CPU more than the worker takes, for Ray Data's split coordinator: it only hands
     # out block references, and without a free slot the worker would wait for it forever.
-    ray.init(address="local", num_cpus=cpus + 1, include_dashboard=False, log_to_driver=False)
+    gpus = int(config["device"] == "cuda")
+    ray.init(address="local", num_cpus=cpus + 1, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
     try:
         rows = [{name: values[i] for name, values in clips.items()} for i in range(len(clips["label"]))]
         dataset = ray.data.from_items(rows).materialize()
         trainer = TorchTrainer(
             train_loop_per_worker,
             train_loop_config=config,
-            scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": cpus}),
+            scaling_config=ray.train.ScalingConfig(
+                num_workers=1, use_gpu=bool(gpus), resources_per_worker={"CPU": cpus, "GPU": gpus}
+            ),
             datasets={"train": dataset},
             run_config=ray.train.RunConfig(name="throughput", storage_path=str(storage)),
         )
@@ -131,6 +142,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25, help="steps per epoch")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the Train worker; torch threads of (a)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--teacher", default="tsm_resnet18")
+    parser.add_argument("--student", default="tsm_mobilenet_v2")
+    parser.add_argument("--size", type=int, default=32)
     args = parser.parse_args()
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch is warm-up")
@@ -146,7 +161,8 @@ def main() -> None:
         plain_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         ray_rates, ray_peak = ray_train_loop(payload, clips, args.cpus, Path(tmp) / "runs")
     a, b = statistics.median(plain[1:]), statistics.median(ray_rates[1:])
-    print(f"\nsettings: {vars(args)}; {len(clips['label'])} training clips of {NUM_FRAMES}×{SIZE}²")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU, {args.cpus} threads"
+    print(f"\nsettings: {vars(args)}; {len(clips['label'])} training clips of {NUM_FRAMES}×{args.size}², {where}")
     print(f"load average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after\n")
     print("| loop | clips/s per epoch | clips/s (median after warm-up) | peak RSS, MiB |")
     print("|---|---|---:|---:|")

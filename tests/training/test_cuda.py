@@ -3,7 +3,8 @@
 CI has no GPU, so these skip there; `bash bench/gpu.sh` runs them on a GPU machine (bench/RESULTS.md
 has the last run). What they pin: every loss term under autocast stays within bf16 rounding of the float32
 CPU value (the spectrum's FFT and the parameter term's DCT must not silently run in half precision),
-and a frozen and a mutual step run end to end on the device.
+a frozen and a mutual step run end to end on the device, and the fused teacher spectrum (Triton)
+gives the values of ``torch.fft``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch
 
 from training.distiller import Distiller
 from training.losses import CollaborationConfig, DistillationObjective, ObjectiveConfig
+from training.losses.spectrum import SpectrumOptions, target_spectrum
 from training.models import create_model
 from training.precision import Precision
 
@@ -75,3 +77,16 @@ def test_a_distillation_step_runs_on_the_gpu_and_moves_the_right_weights(mode: s
     assert all(torch.isfinite(torch.tensor(v)) for v in result.metrics.values()), result.metrics
     assert result.logits.device.type == "cuda"
     assert torch.equal(teacher.fc.weight, teacher_before) == (mode == "frozen")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_fused_teacher_spectrum_equals_the_fft_one_on_the_same_tap(dtype: torch.dtype):
+    """Triton's kernel for ``spectrum_kernel: auto`` on CUDA: the same values as ``torch.fft`` on the
+    same tap (both sum in float32), at a ResNet-50 stage-2 shape with an odd batch and with phase."""
+    tap = torch.randn(3, 512, 8, 28, 28, device=CUDA).to(dtype)
+    for options in (SpectrumOptions(), SpectrumOptions(log_amplitude=True, low_bins=3, phase=True)):
+        fused, fft = target_spectrum(tap, options), target_spectrum(tap, options, "fft")
+        torch.testing.assert_close(fused.amplitude, fft.amplitude, rtol=1e-5, atol=1e-6)
+        if options.phase:
+            torch.testing.assert_close(fused.cos, fft.cos, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(fused.sin, fft.sin, rtol=1e-4, atol=1e-5)

@@ -37,6 +37,8 @@ def _pairs(*names: str) -> list[TapPair]:
 
 PositiveFloat = Field(gt=0)
 
+SpectrumKernel = Literal["auto", "fused", "fft"]
+
 
 class ObjectiveConfig(BaseModel):
     """Loss terms and their weights. Greek letters are the paper's: α=kd_weight, β=spectrum_weight,
@@ -65,6 +67,13 @@ class ObjectiveConfig(BaseModel):
     spectrum_log_amplitude: bool = False
     spectrum_low_bins: int | None = Field(None, ge=1)
     spectrum_phase: bool = False
+    spectrum_kernel: SpectrumKernel = Field(
+        "auto",
+        description=(
+            "how teacher taps become spectra: fused (one torch.compile'd pass over each tap), fft "
+            "(torch.fft), auto (fused on CUDA, fft elsewhere). The same values either way"
+        ),
+    )
     kernel_mismatch: Literal["resample", "error"] = "resample"
     weighting: Literal["fixed", "uncertainty"] = "fixed"
 

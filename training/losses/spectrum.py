@@ -14,7 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from training.losses.config import ObjectiveConfig, TapPair
+from training.losses.config import ObjectiveConfig, SpectrumKernel, TapPair
+from training.losses.fused_spectrum import fused_spectrum_parts
 from training.losses.terms import LossTerm, TermInputs
 from training.models.base import ModelOutput, VideoClassifier
 
@@ -84,16 +85,25 @@ def temporal_coefficients(features: Tensor, low_bins: int | None = None) -> Tens
 def spectrum_from_parts(real: Tensor, imag: Tensor, options: SpectrumOptions = SpectrumOptions()) -> TemporalSpectrum:
     """The spectrum of DFT coefficients given as their real and imaginary parts (``N×C×K×H×W`` each)."""
     modulus = _Modulus.apply(real, imag)
-    amplitude = modulus.mean(dim=(3, 4))
-    if options.log_amplitude:
-        amplitude = torch.log1p(amplitude)
-    amplitude = amplitude / amplitude.norm(dim=2, keepdim=True).clamp_min(_EPS)
     if not options.phase:
-        return TemporalSpectrum(amplitude)
+        return spectrum_from_means(modulus.mean(dim=(3, 4)), options=options)
     # cos/sin of the phase without atan2, whose gradient is undefined at zero.
     safe_modulus = modulus.clamp_min(_EPS)
     cos = (real / safe_modulus).mean(dim=(3, 4))
     sin = (imag / safe_modulus).mean(dim=(3, 4))
+    return spectrum_from_means(modulus.mean(dim=(3, 4)), cos, sin, options)
+
+
+def spectrum_from_means(
+    amplitude: Tensor,
+    cos: Tensor | None = None,
+    sin: Tensor | None = None,
+    options: SpectrumOptions = SpectrumOptions(),
+) -> TemporalSpectrum:
+    """The spectrum from the spatial means of ``|X_k|`` (and of the phase's cos/sin), ``N×C×K`` each."""
+    if options.log_amplitude:
+        amplitude = torch.log1p(amplitude)
+    amplitude = amplitude / amplitude.norm(dim=2, keepdim=True).clamp_min(_EPS)
     return TemporalSpectrum(amplitude, cos, sin)
 
 
@@ -101,6 +111,24 @@ def temporal_spectrum(features: Tensor, options: SpectrumOptions = SpectrumOptio
     """``N×C×T×H×W`` features → per-channel temporal spectrum (see module docstring)."""
     coefficients = temporal_coefficients(features, options.low_bins)
     return spectrum_from_parts(coefficients.real, coefficients.imag, options)
+
+
+def target_spectrum(
+    features: Tensor, options: SpectrumOptions = SpectrumOptions(), kernel: SpectrumKernel = "auto"
+) -> TemporalSpectrum:
+    """:func:`temporal_spectrum` of a tap no gradient flows to (a teacher's), by ``kernel``:
+    ``fft`` through ``torch.fft``; ``fused`` one compiled pass over the tap
+    (:mod:`training.losses.fused_spectrum`); ``auto`` fused on CUDA, where the tap's memory traffic
+    is what the term costs, and ``fft`` elsewhere, where compiling would cost a CPU trial more than
+    it saves."""
+    if kernel == "fft" or (kernel == "auto" and features.device.type != "cuda"):
+        with torch.no_grad():
+            return temporal_spectrum(features, options)
+    if features.dim() != 5:
+        raise ValueError(f"spectrum features must be N×C×T×H×W, got shape {tuple(features.shape)}")
+    bins = features.shape[2] // 2 + 1
+    bins = bins if options.low_bins is None else min(bins, options.low_bins)
+    return spectrum_from_means(*fused_spectrum_parts(features, bins, options.phase), options=options)
 
 
 def spectrum_distance(student: TemporalSpectrum, teacher: TemporalSpectrum) -> Tensor:
@@ -219,7 +247,8 @@ class TapAdapters(nn.ModuleDict):
 class SpectrumTerm(LossTerm):
     """``L_spec`` of the adapted student taps against each teacher's, averaged over teachers. Each
     student side goes through :meth:`TapAdapter.spectrum` (the same value as ``spectrum_loss`` of
-    the adapted taps, without the teacher-wide FFT)."""
+    the adapted taps, without the teacher-wide FFT); each teacher side through
+    :func:`target_spectrum` (one fused pass over the tap on CUDA)."""
 
     uses_taps = True
 
@@ -227,6 +256,7 @@ class SpectrumTerm(LossTerm):
         super().__init__(config, student, teachers)
         self.pairs = list(config.taps)
         self.options = SpectrumOptions(config.spectrum_log_amplitude, config.spectrum_low_bins, config.spectrum_phase)
+        self.kernel = config.spectrum_kernel
 
     def forward(self, inputs: TermInputs) -> Tensor:
         return torch.stack(
@@ -245,5 +275,5 @@ class SpectrumTerm(LossTerm):
                 )
             adapter = inputs.adapters[TapAdapters.key(teacher_index, pair)]
             spectrum = adapter.spectrum(student, tuple(target.shape[-2:]), self.options)
-            distances.append(spectrum_distance(spectrum, temporal_spectrum(target, self.options)))
+            distances.append(spectrum_distance(spectrum, target_spectrum(target, self.options, self.kernel)))
         return torch.stack(distances).mean()
