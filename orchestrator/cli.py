@@ -294,6 +294,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> int:
         mode=args.mode,
         split=args.split,
         clips=args.clips,
+        portable=not args.no_portable,
     )
     print(report.render())
     print(f"ensemble exported to {args.export} (evaluate it, or name it as a teacher)")
@@ -576,6 +577,11 @@ def build_parser() -> argparse.ArgumentParser:
     ensemble.add_argument("--mode", default="max", choices=["max", "min"], help="whether a larger metric is better")
     ensemble.add_argument("--split", default=TEST, help="the split to score (test: no sweep decision read it)")
     ensemble.add_argument("--clips", type=int, default=1, help="views per video, probabilities averaged")
+    ensemble.add_argument(
+        "--no-portable",
+        action="store_true",
+        help="write only each member's safetensors weights and card: no ONNX file or torch.export program",
+    )
     ensemble.set_defaults(handler=_cmd_ensemble)
 
     dashboard = commands.add_parser(

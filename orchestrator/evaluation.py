@@ -162,13 +162,15 @@ def build_ensemble(
     mode: str = "max",
     split: str = TEST,
     clips: int = 1,
+    portable: bool = True,
 ) -> EnsembleReport:
-    """Export the top-``k`` trials as an ensemble directory and score it against its members."""
+    """Export the top-``k`` trials as an ensemble directory and score it against its members
+    (``portable``: each member with its ONNX file and torch.export program, as ``best`` writes them)."""
     from orchestrator.selection import export_best
 
     if top_k < 2:
         raise ValueError(f"an ensemble needs top_k >= 2, got {top_k}")
-    members = export_best(sweep_dir, directory, metric=metric, mode=mode, top_k=top_k)
+    members = export_best(sweep_dir, directory, metric=metric, mode=mode, top_k=top_k, portable=portable)
     results = _members_probabilities(members, data_dir, split, clips)
     reports = [(member, score(result)) for member, result in zip(members, results, strict=True)]
     mean = np.mean([r.probs for r in results], axis=0)

@@ -52,32 +52,17 @@ def _trial_result_lines(sweep_dir: Path) -> list[list[dict]]:
     return lines
 
 
-def test_two_worker_trial_runs_ddp_over_gloo_and_reports_like_one_worker(ray_local, write_sweep, tmp_path) -> None:
-    config = write_sweep(
-        "ddp",
-        space=FIXED_SPACE,
-        resources={"workers": 2, "cpus_per_worker": 1},
-        train={"optim": {"epochs": 2, "batch_size": 8, "max_steps_per_epoch": 2}},
-    )
-    outcome = run_sweep(config)
-    assert outcome.errored == []
-    (results,) = _results(outcome.sweep_dir)
-    assert [r["epoch"] for r in results] == [1, 2]
-    assert results[-1]["step"] == 4
-    assert "checkpoint_path" in results[-1]
-    assert {"val_top1", "val_top5", "train/kd", "train/spectrum", "clips_per_s", "skipped_clips"} <= set(results[-1])
-    exported = export_best(outcome.sweep_dir, tmp_path / "best", portable=False)[0]
-    assert load_exported(exported)[1].model == "tsm_mobilenet_v2"
-
-
-def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(
+def test_a_two_worker_trial_survives_a_killed_train_worker_and_reports_like_one_worker(
     ray_local, write_sweep, tmp_path, wait_for
 ) -> None:
-    """The kill lands once the controller has registered a checkpoint (its snapshot in the Train
-    run's storage says so). Watched there, not in Tune's results, which arrive later: epochs follow
-    each other in seconds once the data pipeline runs, and Tune's view can lag to the run's end.
-    Workers that earlier tests left listed as alive (the state API lags) are set aside: killing one
-    of those kills whatever task now runs in its process, not this run's worker."""
+    """DDP over gloo across two Train workers; one is killed and the worker group restarts from its
+    checkpoint, and the trial reports and exports as a single-worker trial does.
+
+    The kill lands once the controller has registered a checkpoint (its snapshot in the Train run's
+    storage says so). Watched there, not in Tune's results, which arrive later: epochs follow each
+    other in seconds once the data pipeline runs, and Tune's view can lag to the run's end. Workers
+    that earlier tests left listed as alive (the state API lags) are set aside: killing one of those
+    kills whatever task now runs in its process, not this run's worker."""
     from ray.util.state import list_actors
 
     def train_workers() -> dict[str, int]:
@@ -112,6 +97,10 @@ def test_killed_train_worker_restarts_and_resumes_from_its_checkpoint(
     assert last["epoch"] == epochs
     assert last["resumes"] == 1, "the worker group did not restart from a checkpoint"
     assert last["step"] == epochs * 3, "the step counter restarted instead of continuing"
+    assert "checkpoint_path" in last
+    assert {"val_top1", "val_top5", "train/kd", "train/spectrum", "clips_per_s", "skipped_clips"} <= set(last)
+    exported = export_best(sweep_dir, tmp_path / "best", portable=False)[0]
+    assert load_exported(exported)[1].model == "tsm_mobilenet_v2"
 
 
 def test_killed_single_worker_trial_is_retried_from_its_checkpoint(ray_local, write_sweep, tmp_path, wait_for) -> None:

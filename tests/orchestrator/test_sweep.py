@@ -26,9 +26,12 @@ pytestmark = pytest.mark.slow
 ASHA_SPACE = {"parameters": {"optim.lr": {"type": "categorical", "choices": [1e-6, 0.3]}}}
 
 
-def test_optuna_sweep_with_asha_stops_a_bad_trial_and_exports_the_best(
+def test_optuna_sweep_with_asha_stops_a_bad_trial_and_its_best_and_top_two_export(
     ray_local, write_sweep, motion_shards, tmp_path: Path
 ) -> None:
+    """One sweep, then everything a user does with it: best, report, TensorBoard, top-k, ensemble.
+    Exports skip the ONNX/torch.export conversions (``--no-portable``), which
+    ``tests/training/test_portable.py`` and the S3 end-to-end test pin."""
     config = write_sweep(
         "asha",
         space=ASHA_SPACE,
@@ -83,35 +86,20 @@ def test_optuna_sweep_with_asha_stops_a_bad_trial_and_exports_the_best(
     assert "ray/tune/val_loss" in inspected.stdout
 
     # The same through the CLI, ranking by a metric to minimise.
-    best_args = ["best", outcome.sweep_dir, "--metric", "val_loss", "--mode", "min", "--top-k", "2"]
-    assert main([*best_args, "--export", str(tmp_path / "top2")]) == 0
+    ranking = ["--metric", "val_loss", "--mode", "min", "--top-k", "2"]
+    assert main(["best", outcome.sweep_dir, *ranking, "--export", str(tmp_path / "top2"), "--no-portable"]) == 0
     assert (tmp_path / "top2" / "top1" / "model.safetensors").is_file()
     assert (tmp_path / "top2" / "top2" / "model.json").is_file()
 
-
-def test_ensemble_of_top_students_is_scored_against_its_members(ray_local, write_sweep, motion_shards, tmp_path):
-    outcome = run_sweep(write_sweep("ens", tune={"num_samples": 2}))
-    data_dir, _ = motion_shards
-    assert (
-        main(
-            [
-                "ensemble",
-                outcome.sweep_dir,
-                "--top-k",
-                "2",
-                "--data",
-                str(data_dir),
-                "--export",
-                str(tmp_path / "ensemble"),
-            ]
-        )
-        == 0
-    )
-    members = json.loads((tmp_path / "ensemble" / "ensemble.json").read_text())["members"]
-    assert len(members) == 2
-    report = evaluate_export(tmp_path / "ensemble", data_dir)
-    assert 0 <= report.top1 <= 1 and report.clips > 0
-    assert main(["evaluate", str(tmp_path / "ensemble"), "--data", str(data_dir)]) == 0
+    # The top two as an ensemble, scored against its members, then evaluated like any export.
+    ensemble = tmp_path / "ensemble"
+    command = ["ensemble", outcome.sweep_dir, *ranking, "--data", str(data_dir), "--export", str(ensemble)]
+    assert main([*command, "--no-portable"]) == 0
+    members = json.loads((ensemble / "ensemble.json").read_text())["members"]
+    assert len(members) == 2 and not list(ensemble.rglob("model.onnx"))
+    report = evaluate_export(ensemble, data_dir)
+    assert 0 <= report.top1 <= 1 and report.clips == manifest.splits["test"].clips
+    assert main(["evaluate", str(ensemble), "--data", str(data_dir)]) == 0
 
 
 def test_trial_metrics_are_exported_as_gauges_tagged_by_trial(ray_local, write_sweep, wait_for) -> None:
