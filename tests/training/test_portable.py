@@ -98,8 +98,9 @@ def test_a_card_written_before_cost_and_sampling_still_loads(tmp_path: Path) -> 
 
 def test_a_conversion_that_changes_the_numbers_keeps_only_the_weights(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(portable, "TOLERANCE", -1.0)  # any difference, even none, is now too much
-    model = _distinct_model("tsm_resnet18", 4)
-    card = ModelCard(model="tsm_resnet18", model_kwargs={}, classes=CLASSES, num_frames=4, size=32)
+    # The smallest graph of the three families: the conversion still runs in full before it is refused.
+    model = _distinct_model("r2plus1d_18", 4)
+    card = ModelCard(model="r2plus1d_18", model_kwargs={}, classes=CLASSES, num_frames=4, size=32)
     (tmp_path / "model.onnx").write_bytes(b"an earlier export's conversion")  # must not outlive its weights
     with pytest.raises(portable.PortableMismatch, match="the onnx conversion's logits differ"):
         export_model(tmp_path, model, card, check_clips=torch.randn(2, 3, 4, 32, 32))

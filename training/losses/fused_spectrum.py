@@ -82,13 +82,15 @@ def _compiled():
 def fused_spectrum_parts(features: Tensor, bins: int, phase: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """:func:`direct_spectrum_parts` compiled (Triton on CUDA, C++ on CPU), without gradient.
 
-    A tap shape is compiled once per process (a few seconds); a machine where it cannot be
+    Each tap shape is compiled once per process (the first step pays for it); a machine where it cannot be
     compiled gets an error that says how to use ``rfft`` instead, never a silent fallback.
     """
+    from torch._dynamo.exc import TorchDynamoException  # how torch.compile wraps a compiler's failure
+
     try:
         with torch.no_grad(), torch.autocast(features.device.type, enabled=False):
             return _compiled()(features, bins, phase)
-    except Exception as err:  # the compiler's failures have no common type of their own
+    except TorchDynamoException as err:  # the kernel's own errors (out of memory) pass through as they are
         raise RuntimeError(
             f"the fused spectrum kernel could not be compiled on {features.device} "
             f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}); "
