@@ -91,8 +91,8 @@ def fused_spectrum_parts(features: Tensor, bins: int, phase: bool) -> tuple[Tens
         with torch.no_grad(), torch.autocast(features.device.type, enabled=False):
             return _compiled()(features, bins, phase)
     except TorchDynamoException as err:  # the kernel's own errors (out of memory) pass through as they are
+        reason = next(iter(str(err).strip().splitlines()), "no message")
         raise RuntimeError(
-            f"the fused spectrum kernel could not be compiled on {features.device} "
-            f"({type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else 'no message'}); "
-            "set objective.spectrum_kernel: fft to compute teacher spectra with torch.fft instead"
+            f"the fused spectrum kernel could not be compiled on {features.device} ({type(err).__name__}: "
+            f"{reason}); set objective.spectrum_kernel: fft to compute teacher spectra with torch.fft instead"
         ) from err

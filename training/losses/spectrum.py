@@ -71,8 +71,7 @@ class _Modulus(torch.autograd.Function):
 
 def temporal_coefficients(features: Tensor, low_bins: int | None = None) -> Tensor:
     """``rfft`` along time (``N×C×T×H×W`` → complex ``N×C×K×H×W``), the lowest ``low_bins`` bins kept."""
-    if features.dim() != 5:
-        raise ValueError(f"spectrum features must be N×C×T×H×W, got shape {tuple(features.shape)}")
+    _check_rank(features)
     # float32 at least: under autocast half-precision FFTs are restricted and lose the small bins.
     coefficients = torch.fft.rfft(
         features.float() if features.dtype in (torch.float16, torch.bfloat16) else features,
@@ -80,6 +79,11 @@ def temporal_coefficients(features: Tensor, low_bins: int | None = None) -> Tens
         norm="ortho",
     )
     return coefficients if low_bins is None else coefficients[:, :, :low_bins]
+
+
+def _check_rank(features: Tensor) -> None:
+    if features.dim() != 5:
+        raise ValueError(f"spectrum features must be N×C×T×H×W, got shape {tuple(features.shape)}")
 
 
 def spectrum_from_parts(real: Tensor, imag: Tensor, options: SpectrumOptions = SpectrumOptions()) -> TemporalSpectrum:
@@ -124,10 +128,8 @@ def target_spectrum(
     if kernel == "fft" or (kernel == "auto" and features.device.type != "cuda"):
         with torch.no_grad():
             return temporal_spectrum(features, options)
-    if features.dim() != 5:
-        raise ValueError(f"spectrum features must be N×C×T×H×W, got shape {tuple(features.shape)}")
-    bins = features.shape[2] // 2 + 1
-    bins = bins if options.low_bins is None else min(bins, options.low_bins)
+    _check_rank(features)
+    bins = min(features.shape[2] // 2 + 1, options.low_bins or features.shape[2])  # as temporal_coefficients
     return spectrum_from_means(*fused_spectrum_parts(features, bins, options.phase), options=options)
 
 
